@@ -1,0 +1,1 @@
+"""Ingestion: unpack, read, reproject and load files as layer versions."""

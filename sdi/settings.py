@@ -1,0 +1,121 @@
+"""Runtime settings, read once from ``SDI_*`` environment variables.
+
+Build a :class:`Settings` with :func:`load_settings` and pass it down; nothing
+in the package reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+__all__ = ["SETTINGS_DOC", "Settings", "load_settings"]
+
+#: Every setting, its environment variable and what it means (checked by a test
+#: against the README so the documentation stays true).
+SETTINGS_DOC: dict[str, str] = {
+    "SDI_DATABASE_URL": "PostGIS to use (libpq URL). Unset: the embedded cluster "
+    "under SDI_VAR_DIR/pg is started and used.",
+    "SDI_VAR_DIR": "Directory for runtime state: embedded cluster, uploads, rasters "
+    "(default: ./var).",
+    "SDI_PG_PORT": "Port of the embedded cluster, bound to 127.0.0.1 (default 5433).",
+    "SDI_HOST": "Address the server binds to (default 127.0.0.1).",
+    "SDI_PORT": "Port the server binds to (default 5000).",
+    "SDI_BASE_URL": "Public URL of the server (default http://SDI_HOST:SDI_PORT).",
+    "SDI_WORKERS": "gunicorn worker processes (default 2).",
+    "SDI_STORAGE_SRID": "EPSG code layers are stored in (default 4326).",
+    "SDI_COLLECTIONS_DIR": "Where generated collection files are written "
+    "(default ./collections).",
+    "SDI_CONFIG_DIR": "Hand-written pygeoapi configuration (default ./config).",
+    "SDI_MAX_UPLOAD_BYTES": "Largest accepted upload (default 2 GiB).",
+    "SDI_MAX_UNPACKED_BYTES": "Largest total size of a zip's contents (default 8 GiB).",
+    "SDI_MAX_ZIP_MEMBERS": "Most files accepted in one zip (default 10000).",
+    "SDI_SECRET_KEY": "Flask session signing key (default: random per start).",
+    "SDI_POOL_MAX": "Largest number of database connections per process "
+    "(default 8).",
+    "SDI_LIMIT_DEFAULT": "Default page size of item requests (default 10).",
+    "SDI_LIMIT_MAX": "Largest page size of item requests (default 10000).",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server, the CLI and the tests can configure."""
+
+    database_url: str | None = None
+    var_dir: Path = Path("var")
+    pg_port: int = 5433
+    host: str = "127.0.0.1"
+    port: int = 5000
+    base_url: str = ""
+    workers: int = 2
+    storage_srid: int = 4326
+    collections_dir: Path = Path("collections")
+    config_dir: Path = Path("config")
+    max_upload_bytes: int = 2 * 1024**3
+    max_unpacked_bytes: int = 8 * 1024**3
+    max_zip_members: int = 10_000
+    secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    pool_max: int = 8
+    limit_default: int = 10
+    limit_max: int = 10_000
+
+    @property
+    def pg_dir(self) -> Path:
+        """Data directory of the embedded cluster."""
+        return self.var_dir / "pg"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploads are spooled before ingestion."""
+        return self.var_dir / "uploads"
+
+    @property
+    def public_url(self) -> str:
+        """The server's public URL without a trailing slash."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``SDI_*`` variables (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    defaults = Settings()
+    var_dir = Path(env.get("SDI_VAR_DIR") or "var").resolve()
+    return Settings(
+        database_url=env.get("SDI_DATABASE_URL") or None,
+        var_dir=var_dir,
+        pg_port=_int(env, "SDI_PG_PORT", defaults.pg_port),
+        host=env.get("SDI_HOST") or defaults.host,
+        port=_int(env, "SDI_PORT", defaults.port),
+        base_url=env.get("SDI_BASE_URL") or "",
+        workers=_int(env, "SDI_WORKERS", defaults.workers),
+        storage_srid=_int(env, "SDI_STORAGE_SRID", defaults.storage_srid),
+        collections_dir=Path(env.get("SDI_COLLECTIONS_DIR") or "collections").resolve(),
+        config_dir=Path(env.get("SDI_CONFIG_DIR") or "config").resolve(),
+        max_upload_bytes=_int(env, "SDI_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+        max_unpacked_bytes=_int(
+            env, "SDI_MAX_UNPACKED_BYTES", defaults.max_unpacked_bytes
+        ),
+        max_zip_members=_int(env, "SDI_MAX_ZIP_MEMBERS", defaults.max_zip_members),
+        secret_key=env.get("SDI_SECRET_KEY") or defaults.secret_key,
+        pool_max=_int(env, "SDI_POOL_MAX", defaults.pool_max),
+        limit_default=_int(env, "SDI_LIMIT_DEFAULT", defaults.limit_default),
+        limit_max=_int(env, "SDI_LIMIT_MAX", defaults.limit_max),
+    )
