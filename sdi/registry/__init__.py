@@ -1,1 +1,64 @@
-"""sdi.registry."""
+"""The registry: agencies, users, licences, layers, versions, API keys, audit log.
+
+Plain functions ``f(conn, ...)`` over the ``sdi`` schema; the single source of
+truth from which the API configuration is derived.
+"""
+
+from sdi.registry import audit
+from sdi.registry.agencies import (
+    create_agency,
+    create_user,
+    get_agency,
+    get_user_by_email,
+    list_agencies,
+)
+from sdi.registry.layers import (
+    LayerInput,
+    create_layer,
+    get_layer,
+    list_layers,
+    publish,
+    unpublish,
+    update_layer,
+)
+from sdi.registry.licences import get_licence, get_licence_by_id, list_licences
+from sdi.registry.models import Agency, ApiKey, AuditEntry, Layer, Licence, User, Version
+from sdi.registry.publication import bump_generation, current_generation
+from sdi.registry.versions import (
+    get_version,
+    insert_version,
+    latest_version_number,
+    list_versions,
+)
+
+__all__ = [
+    "Agency",
+    "ApiKey",
+    "AuditEntry",
+    "Layer",
+    "LayerInput",
+    "Licence",
+    "User",
+    "Version",
+    "audit",
+    "bump_generation",
+    "create_agency",
+    "create_layer",
+    "create_user",
+    "current_generation",
+    "get_agency",
+    "get_layer",
+    "get_licence",
+    "get_licence_by_id",
+    "get_user_by_email",
+    "get_version",
+    "insert_version",
+    "latest_version_number",
+    "list_agencies",
+    "list_layers",
+    "list_licences",
+    "list_versions",
+    "publish",
+    "unpublish",
+    "update_layer",
+]

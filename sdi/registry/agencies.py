@@ -1,0 +1,122 @@
+"""Agencies (departments) and their users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import Connection, errors
+from psycopg.rows import class_row
+
+from sdi.errors import BadInputError, ConflictError, NotFoundError
+from sdi.registry import audit
+from sdi.registry.models import ROLES, Agency, User
+from sdi.registry.passwords import hash_password
+
+__all__ = [
+    "create_agency",
+    "create_user",
+    "get_agency",
+    "get_user_by_email",
+    "list_agencies",
+]
+
+_INSERT_AGENCY = """
+INSERT INTO sdi.agencies (code, name_en, name_zh, contact_email)
+VALUES (%s, %s, %s, %s) RETURNING *
+"""
+_AGENCY_BY_CODE = "SELECT * FROM sdi.agencies WHERE code = %s"
+_AGENCIES = "SELECT * FROM sdi.agencies ORDER BY code"
+_INSERT_USER = """
+INSERT INTO sdi.users (agency_id, email, name, password_hash, role)
+VALUES (%s, %s, %s, %s, %s) RETURNING *
+"""
+_USER_BY_EMAIL = "SELECT * FROM sdi.users WHERE email = %s"
+
+
+def create_agency(
+    conn: Connection[Any],
+    code: str,
+    name_en: str,
+    name_zh: str = "",
+    contact_email: str = "",
+    *,
+    actor: str = "cli",
+    user_id: int | None = None,
+) -> Agency:
+    """Register a department; ``code`` is short lower-case (``landsd``, ``td``)."""
+    try:
+        with conn.transaction(), conn.cursor(row_factory=class_row(Agency)) as cur:
+            cur.execute(_INSERT_AGENCY, (code, name_en, name_zh, contact_email))
+            agency = cur.fetchone()
+            assert agency is not None
+            audit.record(
+                conn, "create", "agency", code, actor=actor, user_id=user_id,
+                details={"name_en": name_en},
+            )
+    except errors.UniqueViolation as exc:
+        raise ConflictError(f"Agency {code!r} already exists.") from exc
+    except errors.CheckViolation as exc:
+        raise BadInputError(
+            f"Agency code {code!r} must be 2-16 lower-case letters or digits, "
+            "starting with a letter."
+        ) from exc
+    return agency
+
+
+def get_agency(conn: Connection[Any], code: str) -> Agency:
+    """The agency with ``code``; NotFoundError if none."""
+    with conn.cursor(row_factory=class_row(Agency)) as cur:
+        agency = cur.execute(_AGENCY_BY_CODE, (code,)).fetchone()
+    if agency is None:
+        raise NotFoundError(f"No agency {code!r}.")
+    return agency
+
+
+def list_agencies(conn: Connection[Any]) -> list[Agency]:
+    """All agencies, by code."""
+    with conn.cursor(row_factory=class_row(Agency)) as cur:
+        return cur.execute(_AGENCIES).fetchall()
+
+
+def create_user(
+    conn: Connection[Any],
+    email: str,
+    password: str,
+    role: str,
+    *,
+    agency: Agency | None = None,
+    name: str = "",
+    actor: str = "cli",
+    user_id: int | None = None,
+) -> User:
+    """Create a user with a hashed password."""
+    if role not in ROLES:
+        raise BadInputError(f"Role must be one of {', '.join(ROLES)}, not {role!r}.")
+    if role != "platform_admin" and agency is None:
+        raise BadInputError(f"A user with role {role} belongs to an agency.")
+    try:
+        pw_hash = hash_password(password)
+    except ValueError as exc:
+        raise BadInputError(str(exc)) from exc
+    email = email.strip().lower()
+    try:
+        with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cur:
+            cur.execute(
+                _INSERT_USER,
+                (agency.id if agency else None, email, name, pw_hash, role),
+            )
+            user = cur.fetchone()
+            assert user is not None
+            audit.record(
+                conn, "create", "user", email, actor=actor, user_id=user_id,
+                details={"role": role, "agency": agency.code if agency else None},
+            )
+    except errors.UniqueViolation as exc:
+        raise ConflictError(f"A user {email!r} already exists.") from exc
+    return user
+
+
+def get_user_by_email(conn: Connection[Any], email: str) -> User | None:
+    """The user with ``email`` (case-insensitive), or None."""
+    with conn.cursor(row_factory=class_row(User)) as cur:
+        return cur.execute(_USER_BY_EMAIL, (email.strip().lower(),)).fetchone()
