@@ -75,7 +75,7 @@ def db_url(pg_cluster: Cluster) -> Iterator[str]:
 @pytest.fixture
 def conn(db_url: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     """A connection to the test's database."""
-    with psycopg.connect(db_url) as connection:
+    with psycopg.connect(db_url, autocommit=True) as connection:
         yield connection
 
 

@@ -11,13 +11,17 @@ __all__ = ["make_pool", "open_connection"]
 
 def _configure(conn: Connection[TupleRow]) -> None:
     conn.execute("SET application_name = 'sdi'")
-    conn.commit()
+    if not conn.autocommit:
+        conn.commit()
 
 
-def make_pool(url: str, *, max_size: int = 8, min_size: int = 1) -> ConnectionPool:
-    """An opened pool of connections to ``url``."""
+def make_pool(
+    url: str, *, max_size: int = 8, min_size: int = 1, autocommit: bool = True
+) -> ConnectionPool:
+    """An opened pool of (by default autocommit) connections to ``url``."""
     pool: ConnectionPool = ConnectionPool(
         url,
+        kwargs={"autocommit": autocommit},
         min_size=min_size,
         max_size=max_size,
         configure=_configure,

@@ -31,5 +31,5 @@ def new_api_key() -> tuple[str, str]:
 
 
 def hash_api_key(key: str) -> str:
-    """The stored form of an API key (keys are long random strings: SHA-256 is enough)."""
+    """The stored form of an API key (long random keys: SHA-256 is enough)."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,209 @@
+"""``sdi ingest``, ``sdi publish`` and friends: layers and their versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from sdi import registry
+from sdi.cli.context import connect
+from sdi.errors import NotFoundError
+from sdi.ingest import ingest_file
+from sdi.publish import write_collections
+from sdi.settings import Settings
+
+__all__ = ["ingest", "layers", "publish", "unpublish", "versions"]
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option("--layer", "slug", required=True, help="Layer id, e.g. landsd_buildings.")
+@click.option("--agency", help="Owning agency code (needed to register a new layer).")
+@click.option("--licence", default="hk-csdi", show_default=True, help="Licence code.")
+@click.option("--title", help="English title (new layer; default: from the id).")
+@click.option("--title-zh", default="", help="Traditional Chinese title.")
+@click.option("--abstract", default="", help="English abstract.")
+@click.option("--abstract-zh", default="", help="Traditional Chinese abstract.")
+@click.option("--keyword", "keywords", multiple=True, help="Keyword (repeatable).")
+@click.option("--key-column", help="Attribute identifying a feature across versions.")
+@click.option("--restricted", is_flag=True, help="Register the layer as restricted.")
+@click.option("--source-layer", help="Layer inside a GeoPackage / FileGDB.")
+@click.option("--encoding", help="Text encoding of a .dbf or CSV (e.g. big5hkscs).")
+@click.option("--crs", help="CRS when the file has none, e.g. EPSG:2326.")
+@click.option("--x-field", help="CSV column with longitude / easting.")
+@click.option("--y-field", help="CSV column with latitude / northing.")
+@click.option("--publish", "do_publish", is_flag=True, help="Publish the new version.")
+@click.pass_obj
+def ingest(
+    settings: Settings,
+    file: Path,
+    slug: str,
+    agency: str | None,
+    licence: str,
+    title: str | None,
+    title_zh: str,
+    abstract: str,
+    abstract_zh: str,
+    keywords: tuple[str, ...],
+    key_column: str | None,
+    restricted: bool,
+    source_layer: str | None,
+    encoding: str | None,
+    crs: str | None,
+    x_field: str | None,
+    y_field: str | None,
+    do_publish: bool,
+) -> None:
+    """Load FILE as the next version of a layer (registering the layer if new).
+
+    FILE: zipped Shapefile, GeoPackage, GeoJSON, CSV, or zipped FileGDB.
+    """
+    console = Console(stderr=True)
+    with connect(settings) as conn:
+        try:
+            layer = registry.get_layer(conn, slug)
+        except NotFoundError:
+            if not agency:
+                raise click.ClickException(
+                    f"Layer {slug!r} is new: name its owner with --agency."
+                ) from None
+            owner = registry.get_agency(conn, agency)
+            layer = registry.create_layer(
+                conn,
+                owner,
+                registry.LayerInput(
+                    slug=slug,
+                    title_en=title or slug.replace("_", " ").title(),
+                    title_zh=title_zh,
+                    abstract_en=abstract,
+                    abstract_zh=abstract_zh,
+                    keywords=list(keywords),
+                    licence_id=registry.get_licence(conn, licence).id,
+                    key_column=key_column,
+                    visibility="restricted" if restricted else "public",
+                ),
+            )
+            console.print(f"Registered layer [bold]{slug}[/] for {owner.code}")
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"Loading {file.name}", total=None)
+            version = ingest_file(
+                conn,
+                settings,
+                file,
+                layer=layer.slug,
+                source_layer=source_layer,
+                encoding=encoding,
+                crs=crs,
+                x_field=x_field,
+                y_field=y_field,
+                progress=lambda n: bar.update(task, completed=n),
+            )
+        diff = version.diff
+        click.echo(
+            f"{slug} version {version.number}: {version.feature_count} features "
+            f"({version.geometry_type}, {version.source_crs}); "
+            f"+{diff['added']} ~{diff['changed']} -{diff['removed']}; "
+            f"{version.report.get('repaired', 0)} geometries repaired, "
+            f"{version.report.get('empty', 0)} empty"
+        )
+        if do_publish:
+            registry.publish(conn, slug, version.number)
+            write_collections(conn, settings)
+            click.echo(f"published {slug} version {version.number}")
+
+
+@click.command()
+@click.argument("slug", required=False)
+@click.option(
+    "--version", "number", type=int, help="Version to publish (default latest)."
+)
+@click.option("--all", "all_layers", is_flag=True, help="Only regenerate collections.")
+@click.pass_obj
+def publish(
+    settings: Settings, slug: str | None, number: int | None, all_layers: bool
+) -> None:
+    """Publish a layer's version (or roll back to an earlier one).
+
+    With --all (or no layer), regenerate every collection file from the registry.
+    """
+    with connect(settings) as conn:
+        if slug and not all_layers:
+            layer = registry.publish(conn, slug, number)
+            click.echo(f"published {slug} version {layer.published_version}")
+        paths = write_collections(conn, settings)
+    click.echo(f"{len(paths)} collection file(s) in {settings.collections_dir}")
+
+
+@click.command()
+@click.argument("slug")
+@click.pass_obj
+def unpublish(settings: Settings, slug: str) -> None:
+    """Withdraw a layer from the API (its versions stay)."""
+    with connect(settings) as conn:
+        registry.unpublish(conn, slug)
+        write_collections(conn, settings)
+    click.echo(f"unpublished {slug}")
+
+
+@click.command()
+@click.pass_obj
+def layers(settings: Settings) -> None:
+    """List the registered layers."""
+    with connect(settings) as conn:
+        table = Table("layer", "agency", "title", "licence", "visibility", "published")
+        agencies = {a.id: a.code for a in registry.list_agencies(conn)}
+        licences = {lic.id: lic.code for lic in registry.list_licences(conn)}
+        for layer in registry.list_layers(conn):
+            table.add_row(
+                layer.slug,
+                agencies[layer.agency_id],
+                layer.title_en,
+                licences[layer.licence_id],
+                layer.visibility,
+                str(layer.published_version or "-"),
+            )
+    Console().print(table)
+
+
+@click.command()
+@click.argument("slug")
+@click.pass_obj
+def versions(settings: Settings, slug: str) -> None:
+    """Show a layer's version history with diff stats."""
+    with connect(settings) as conn:
+        layer = registry.get_layer(conn, slug)
+        table = Table(
+            "version",
+            "created",
+            "file",
+            "features",
+            "added",
+            "changed",
+            "removed",
+            "repaired",
+            "published",
+        )
+        for v in registry.list_versions(conn, layer.id):
+            table.add_row(
+                str(v.number),
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+                v.source_filename,
+                str(v.feature_count),
+                str(v.diff.get("added")),
+                str(v.diff.get("changed")),
+                str(v.diff.get("removed")),
+                str(v.report.get("repaired", 0)),
+                "*" if v.number == layer.published_version else "",
+            )
+    Console().print(table)

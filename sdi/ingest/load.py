@@ -1,0 +1,468 @@
+"""Load a file as a new version of a layer, in one transaction.
+
+COPY the reader's batches into a temporary staging table, repair geometries
+in PostGIS, then merge into ``sdi_data.<slug>``: rows of features that changed
+or vanished are closed at this version, new and changed features get new rows,
+unchanged rows are left alone. Any failure rolls everything back, so the
+published version keeps serving and nothing half-written remains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import Connection, sql
+
+from sdi.errors import IngestError, SdiError, TooLargeError
+from sdi.ingest.read import open_source
+from sdi.ingest.source import Field, Source
+from sdi.ingest.table import (
+    create_indexes,
+    create_layer_table,
+    existing_columns,
+    reconcile_columns,
+    table_id,
+)
+from sdi.registry import audit, get_layer, insert_version, latest_version_number
+from sdi.registry.models import Layer, Version
+from sdi.settings import Settings
+
+__all__ = ["ingest_file"]
+
+LOGGER = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+
+_COPY_TYPES = {
+    "text": "text",
+    "bigint": "int8",
+    "double precision": "float8",
+    "boolean": "bool",
+    "date": "date",
+    "timestamp": "timestamp",
+    "time": "time",
+}
+# Polygons repaired by ST_MakeValid may gain lines or points; keep the family.
+_FAMILY_DIM = {"POINT": 1, "LINESTRING": 2, "POLYGON": 3}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _attr(i: int) -> sql.Identifier:
+    """Staging column for the i-th attribute (file names may be anything)."""
+    return sql.Identifier(f"a{i}")
+
+
+def _create_stage(conn: Connection[Any], fields: list[Field]) -> None:
+    columns = [sql.SQL("_n bigint"), sql.SQL("_wkb bytea")]
+    columns += [
+        sql.SQL("{} {}").format(_attr(i), sql.SQL(f.pg_type))
+        for i, f in enumerate(fields)
+    ]
+    conn.execute(
+        sql.SQL("CREATE TEMP TABLE _sdi_stage ({}) ON COMMIT DROP").format(
+            sql.SQL(", ").join(columns)
+        )
+    )
+
+
+def _copy(conn: Connection[Any], source: Source, progress: Progress | None) -> int:
+    """Stream every feature into the staging table; returns the count."""
+    types = ["int8", "bytea"] + [_COPY_TYPES[f.pg_type] for f in source.info.fields]
+    n = 0
+    with (
+        conn.cursor() as cur,
+        cur.copy("COPY _sdi_stage FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(types)
+        for batch in source.batches():
+            for wkb, row in zip(batch.wkb, batch.rows, strict=True):
+                n += 1
+                copy.write_row((n, wkb, *row))
+            if progress is not None:
+                progress(n)
+    return n
+
+
+def _geometry_family(conn: Connection[Any]) -> tuple[str | None, bool]:
+    """The geometry family of the staged rows and whether multi types occur."""
+    rows = conn.execute(
+        "SELECT DISTINCT GeometryType(ST_GeomFromWKB(_wkb)) FROM _sdi_stage "
+        "WHERE _wkb IS NOT NULL"
+    ).fetchall()
+    types = {str(r[0]) for r in rows}
+    families = {t.removeprefix("MULTI") for t in types} - {"GEOMETRYCOLLECTION"}
+    if "GEOMETRYCOLLECTION" in types:
+        raise IngestError(
+            "The file contains geometry collections; split them into one layer per "
+            "geometry type."
+        )
+    if len(families) > 1:
+        raise IngestError(
+            "The file mixes geometry types ("
+            + ", ".join(sorted(t.title() for t in types))
+            + "); a layer holds one type: split the file."
+        )
+    family = families.pop() if families else None
+    return family, any(t.startswith("MULTI") for t in types)
+
+
+def _build_final(
+    conn: Connection[Any],
+    fields: list[Field],
+    stored: list[Field],
+    srid: int,
+    family: str | None,
+    multi: bool,
+    key_column: str | None,
+) -> None:
+    """Staged rows -> ``_sdi_final``: repaired geometry, typed attributes, key, hash.
+
+    The hash covers the source's own bytes (WKB and attribute text), so a
+    feature keeps its identity whatever repair or type promotion we apply.
+    """
+    dim = _FAMILY_DIM.get(family or "", 0)
+    repaired = (
+        sql.SQL("ST_CollectionExtract(ST_MakeValid(g), {})").format(sql.Literal(dim))
+        if dim
+        else sql.SQL("ST_MakeValid(g)")
+    )
+    fixed = sql.SQL(
+        "CASE WHEN g IS NULL OR ST_IsEmpty(g) THEN NULL "
+        "WHEN ST_IsValid(g) THEN g ELSE {} END"
+    ).format(repaired)
+    geom = sql.SQL("ST_Multi({})").format(fixed) if multi else fixed
+    attr_refs = [_attr(i) for i in range(len(fields))]
+    typed = sql.SQL("").join(
+        sql.SQL(", {}::{} AS {}").format(_attr(i), sql.SQL(s.pg_type), _attr(i))
+        for i, s in enumerate(stored)
+    )
+    row_text = (
+        sql.SQL("ROW({})::text").format(sql.SQL(", ").join(attr_refs))
+        if fields
+        else sql.SQL("''")
+    )
+    if key_column is not None:
+        key_expr: sql.Composable = sql.SQL("{}::text").format(
+            _attr([f.name for f in fields].index(key_column))
+        )
+    else:
+        key_expr = sql.SQL(
+            "_hash::text || '#' || row_number() OVER (PARTITION BY _hash ORDER BY _n)"
+        )
+    conn.execute(
+        sql.SQL(
+            """
+            CREATE TEMP TABLE _sdi_final ON COMMIT DROP AS
+            SELECT *, {key_expr} AS _key FROM (
+                SELECT _n, {geom} AS geom,
+                       (g IS NOT NULL AND NOT ST_IsEmpty(g) AND NOT ST_IsValid(g))
+                           AS _repaired,
+                       (g IS NULL OR ST_IsEmpty(g)) AS _empty,
+                       md5(coalesce(_wkb, ''::bytea)
+                           || convert_to({row_text}, 'UTF8'))::uuid AS _hash
+                       {typed}
+                FROM (SELECT *, ST_GeomFromWKB(_wkb, {srid}) AS g FROM _sdi_stage) p
+            ) f
+            """
+        ).format(
+            key_expr=key_expr,
+            geom=geom,
+            row_text=row_text,
+            typed=typed,
+            srid=sql.Literal(srid),
+        )
+    )
+    if dim == 3 and not multi:
+        # A repaired polygon can come back as a multipolygon: store one type.
+        promoted = conn.execute(
+            "SELECT bool_or(GeometryType(geom) = 'MULTIPOLYGON') FROM _sdi_final"
+        ).fetchone()
+        if promoted and promoted[0]:
+            conn.execute("UPDATE _sdi_final SET geom = ST_Multi(geom)")
+
+
+def _check_keys(conn: Connection[Any], key_column: str) -> None:
+    row = conn.execute("SELECT count(*) FROM _sdi_final WHERE _key IS NULL").fetchone()
+    if row and row[0]:
+        raise IngestError(
+            f"Key column {key_column!r} is empty in {row[0]} feature(s); every "
+            "feature needs a key to be matched across versions."
+        )
+    dup = conn.execute(
+        "SELECT _key, count(*) FROM _sdi_final GROUP BY _key HAVING count(*) > 1 "
+        "ORDER BY count(*) DESC, _key LIMIT 3"
+    ).fetchall()
+    if dup:
+        examples = ", ".join(f"{k!r} ({c} times)" for k, c in dup)
+        raise IngestError(
+            f"Key column {key_column!r} is not unique: {examples}. Fix the file or "
+            "choose another key column."
+        )
+
+
+def _merge(
+    conn: Connection[Any], slug: str, fields: list[Field], number: int
+) -> dict[str, int]:
+    """Close changed/vanished rows, insert new/changed ones; the diff counts."""
+    table = table_id(slug)
+    columns = sql.SQL("").join(sql.SQL(", ") + sql.Identifier(f.name) for f in fields)
+    values = sql.SQL("").join(sql.SQL(", ") + _attr(i) for i in range(len(fields)))
+    # Both CTEs see the snapshot before the statement: "current rows with the
+    # same key and hash" are exactly the unchanged features.
+    row = conn.execute(
+        sql.SQL(
+            """
+            WITH closed AS (
+                UPDATE {table} t SET _sdi_to = {n}
+                WHERE t._sdi_to IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM _sdi_final f
+                    WHERE f._key = t._sdi_key AND f._hash = t._sdi_hash)
+                RETURNING t._sdi_key
+            ), added AS (
+                INSERT INTO {table} (_sdi_key, _sdi_hash, _sdi_from, _sdi_geom{columns})
+                SELECT f._key, f._hash, {n}, f.geom{values} FROM _sdi_final f
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {table} t
+                    WHERE t._sdi_to IS NULL AND t._sdi_key = f._key
+                      AND t._sdi_hash = f._hash)
+                ORDER BY f._n
+                RETURNING _sdi_key
+            )
+            SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM added),
+                   (SELECT count(*) FROM closed JOIN added USING (_sdi_key))
+            """
+        ).format(table=table, n=sql.Literal(number), columns=columns, values=values)
+    ).fetchone()
+    assert row is not None
+    closed, added, changed = (int(v) for v in row)
+    total = conn.execute("SELECT count(*) FROM _sdi_final").fetchone()
+    assert total is not None
+    return {
+        "added": added - changed,
+        "changed": changed,
+        "removed": closed - changed,
+        "unchanged": int(total[0]) - added,
+    }
+
+
+_TYPE_NAMES = {
+    "POINT": "Point",
+    "MULTIPOINT": "MultiPoint",
+    "LINESTRING": "LineString",
+    "MULTILINESTRING": "MultiLineString",
+    "POLYGON": "Polygon",
+    "MULTIPOLYGON": "MultiPolygon",
+}
+
+
+def _summary(conn: Connection[Any], srid: int) -> dict[str, Any]:
+    """Counts, WGS 84 extent and geometry type of the new version."""
+    row = conn.execute(
+        """
+        SELECT count(*), count(*) FILTER (WHERE _repaired),
+               count(*) FILTER (WHERE _empty),
+               array_agg(DISTINCT GeometryType(geom)) FILTER (WHERE geom IS NOT NULL),
+               ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
+        FROM _sdi_final,
+             LATERAL (SELECT ST_Transform(ST_SetSRID(
+                 (SELECT ST_Extent(geom) FROM _sdi_final)::geometry, %s), 4326) AS b) e
+        GROUP BY b
+        """,
+        (srid,),
+    ).fetchone()
+    assert row is not None
+    count, repaired, empty, types, *box = row
+    names = sorted(_TYPE_NAMES.get(t, t.title()) for t in (types or []))
+    return {
+        "count": int(count),
+        "repaired": int(repaired),
+        "empty": int(empty),
+        "extent": [float(v) for v in box] if box[0] is not None else None,
+        # After promotion a layer has one type; prefer the multi one if not.
+        "geometry_type": names[0] if names else "Unknown",
+    }
+
+
+def ingest_file(
+    conn: Connection[Any],
+    settings: Settings,
+    path: Path,
+    *,
+    layer: str,
+    source_layer: str | None = None,
+    encoding: str | None = None,
+    crs: str | None = None,
+    x_field: str | None = None,
+    y_field: str | None = None,
+    filename: str | None = None,
+    user_id: int | None = None,
+    actor: str = "cli",
+    note: str = "",
+    progress: Progress | None = None,
+) -> Version:
+    """Ingest ``path`` as the next version of ``layer`` (one transaction).
+
+    The layer must be registered; the version is created but not published.
+    Raises an ``SdiError`` subclass with a user-facing message on bad input;
+    nothing is written then.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise IngestError(f"File not found: {path}")
+    size = path.stat().st_size if path.is_file() else 0
+    if size > settings.max_upload_bytes:
+        raise TooLargeError(
+            f"{path.name} is {size:,} bytes; the limit is "
+            f"{settings.max_upload_bytes:,} (SDI_MAX_UPLOAD_BYTES)."
+        )
+    checksum = _sha256(path) if path.is_file() else ""
+    settings.upload_dir.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="ingest-", dir=settings.upload_dir))
+    started = time.monotonic()
+    try:
+        with conn.transaction():
+            target = get_layer(conn, layer, for_update=True)
+            with open_source(
+                path,
+                work_dir=work_dir,
+                settings=settings,
+                layer=source_layer,
+                encoding=encoding,
+                crs=crs,
+                x_field=x_field,
+                y_field=y_field,
+            ) as source:
+                version = _load(
+                    conn,
+                    settings,
+                    target,
+                    source,
+                    progress,
+                    source_filename=filename or path.name,
+                    checksum=checksum,
+                    user_id=user_id,
+                    actor=actor,
+                    note=note,
+                    started=started,
+                )
+    except SdiError:
+        raise
+    except psycopg.errors.DataError as exc:
+        raise IngestError(
+            f"The database refused a value in {path.name}: "
+            f"{exc.diag.message_primary or exc}"
+        ) from exc
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return version
+
+
+def _load(
+    conn: Connection[Any],
+    settings: Settings,
+    target: Layer,
+    source: Source,
+    progress: Progress | None,
+    *,
+    source_filename: str,
+    checksum: str,
+    user_id: int | None,
+    actor: str,
+    note: str,
+    started: float,
+) -> Version:
+    info = source.info
+    fields = info.fields
+    names = [f.name for f in fields]
+    if target.key_column is not None and target.key_column not in names:
+        raise IngestError(
+            f"Layer {target.slug!r} matches features by the key column "
+            f"{target.key_column!r}, which this file lacks. Columns: "
+            + ", ".join(names)
+        )
+    number = latest_version_number(conn, target.id) + 1
+    existing = existing_columns(conn, target.slug)
+    new_table = existing is None
+    if existing is None:
+        create_layer_table(conn, target.slug, settings.storage_srid)
+        existing = {}
+    stored = reconcile_columns(conn, target.slug, fields, existing)
+    _create_stage(conn, fields)
+    copied = _copy(conn, source, progress)
+    if copied == 0:
+        raise IngestError(f"{source_filename} holds no features.")
+    family, multi = _geometry_family(conn)
+    _build_final(
+        conn, fields, stored, settings.storage_srid, family, multi, target.key_column
+    )
+    if target.key_column is not None:
+        _check_keys(conn, target.key_column)
+    diff = _merge(conn, target.slug, stored, number)
+    if new_table:
+        create_indexes(conn, target.slug)
+    conn.execute(sql.SQL("ANALYZE {}").format(table_id(target.slug)))
+    summary = _summary(conn, settings.storage_srid)
+    elapsed = time.monotonic() - started
+    report = {
+        "repaired": summary["repaired"],
+        "empty": summary["empty"],
+        "duration_s": round(elapsed, 3),
+        "features_per_s": round(summary["count"] / elapsed) if elapsed else None,
+        "warnings": list(info.warnings),
+    }
+    version = insert_version(
+        conn,
+        layer_id=target.id,
+        number=number,
+        created_by=user_id,
+        source_filename=source_filename,
+        source_sha256=checksum,
+        source_format=info.format,
+        source_layer=info.layer,
+        source_crs=info.crs,
+        source_encoding=info.encoding,
+        feature_count=summary["count"],
+        geometry_type=summary["geometry_type"],
+        extent=summary["extent"],
+        schema={
+            "fields": [{"name": f.name, "type": f.pg_type} for f in stored],
+            "geometry_type": summary["geometry_type"],
+            "srid": settings.storage_srid,
+        },
+        diff=diff,
+        report=report,
+        note=note,
+    )
+    audit.record(
+        conn,
+        "ingest",
+        "layer",
+        target.slug,
+        actor=actor,
+        user_id=user_id,
+        details={"version": number, "file": source_filename, "diff": diff},
+    )
+    LOGGER.info(
+        "ingested %s as %s v%d: %d features in %.1fs",
+        source_filename,
+        target.slug,
+        number,
+        summary["count"],
+        elapsed,
+    )
+    return version
