@@ -34,8 +34,7 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_MAX_UNPACKED_BYTES": "Largest total size of a zip's contents (default 8 GiB).",
     "SDI_MAX_ZIP_MEMBERS": "Most files accepted in one zip (default 10000).",
     "SDI_SECRET_KEY": "Flask session signing key (default: random per start).",
-    "SDI_POOL_MAX": "Largest number of database connections per process "
-    "(default 8).",
+    "SDI_POOL_MAX": "Largest number of database connections per process (default 8).",
     "SDI_LIMIT_DEFAULT": "Default page size of item requests (default 10).",
     "SDI_LIMIT_MAX": "Largest page size of item requests (default 10000).",
 }

@@ -146,7 +146,12 @@ class Cluster:
         """Whether the cluster's postmaster is up."""
         if not self.initialised:
             return False
-        return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+        return (
+            self._run(
+                "pg_ctl", "status", "-D", str(self.data_dir), check=False
+            ).returncode
+            == 0
+        )
 
     def start(self, timeout: float = 60) -> None:
         """Start the cluster (no-op when it runs) and wait until it accepts."""
@@ -158,8 +163,18 @@ class Cluster:
             "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
         )
         result = self._run(
-            "pg_ctl", "start", "-D", str(self.data_dir), "-w", "-t", str(int(timeout)),
-            "-l", str(self.data_dir / "server.log"), "-o", options, check=False,
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+            check=False,
         )
         if result.returncode != 0:
             log = self.data_dir / "server.log"

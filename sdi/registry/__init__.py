@@ -22,7 +22,15 @@ from sdi.registry.layers import (
     update_layer,
 )
 from sdi.registry.licences import get_licence, get_licence_by_id, list_licences
-from sdi.registry.models import Agency, ApiKey, AuditEntry, Layer, Licence, User, Version
+from sdi.registry.models import (
+    Agency,
+    ApiKey,
+    AuditEntry,
+    Layer,
+    Licence,
+    User,
+    Version,
+)
 from sdi.registry.publication import bump_generation, current_generation
 from sdi.registry.versions import (
     get_version,

@@ -50,7 +50,12 @@ def create_agency(
             agency = cur.fetchone()
             assert agency is not None
             audit.record(
-                conn, "create", "agency", code, actor=actor, user_id=user_id,
+                conn,
+                "create",
+                "agency",
+                code,
+                actor=actor,
+                user_id=user_id,
                 details={"name_en": name_en},
             )
     except errors.UniqueViolation as exc:
@@ -108,7 +113,12 @@ def create_user(
             user = cur.fetchone()
             assert user is not None
             audit.record(
-                conn, "create", "user", email, actor=actor, user_id=user_id,
+                conn,
+                "create",
+                "user",
+                email,
+                actor=actor,
+                user_id=user_id,
                 details={"role": role, "agency": agency.code if agency else None},
             )
     except errors.UniqueViolation as exc:

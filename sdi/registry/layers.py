@@ -49,8 +49,17 @@ WHERE id = %s RETURNING *
 _VERSION_EXISTS = "SELECT 1 FROM sdi.layer_versions WHERE layer_id = %s AND number = %s"
 _LATEST_VERSION = "SELECT max(number) FROM sdi.layer_versions WHERE layer_id = %s"
 _UPDATABLE = (
-    "title_en", "title_zh", "abstract_en", "abstract_zh", "keywords", "theme",
-    "contact", "update_frequency", "licence_id", "visibility", "key_column",
+    "title_en",
+    "title_zh",
+    "abstract_en",
+    "abstract_zh",
+    "keywords",
+    "theme",
+    "contact",
+    "update_frequency",
+    "licence_id",
+    "visibility",
+    "key_column",
     "time_column",
 )
 _UPDATE = """
@@ -114,7 +123,12 @@ def create_layer(
             layer = cur.execute(_INSERT, params).fetchone()
             assert layer is not None
             audit.record(
-                conn, "create", "layer", data.slug, actor=actor, user_id=user_id,
+                conn,
+                "create",
+                "layer",
+                data.slug,
+                actor=actor,
+                user_id=user_id,
                 details={"agency": agency.code, "title_en": data.title_en},
             )
     except errors.UniqueViolation as exc:
@@ -163,7 +177,12 @@ def update_layer(
             updated = cur.execute(_UPDATE, {**merged, "id": layer.id}).fetchone()
         assert updated is not None
         audit.record(
-            conn, "update", "layer", slug, actor=actor, user_id=user_id,
+            conn,
+            "update",
+            "layer",
+            slug,
+            actor=actor,
+            user_id=user_id,
             details={k: str(v) for k, v in changes.items()},
         )
         if layer.published_version is not None:
@@ -198,7 +217,12 @@ def publish(
             else "publish"
         )
         audit.record(
-            conn, action, "layer", slug, actor=actor, user_id=user_id,
+            conn,
+            action,
+            "layer",
+            slug,
+            actor=actor,
+            user_id=user_id,
             details={"version": version, "previous": layer.published_version},
         )
         bump_generation(conn)
@@ -215,7 +239,12 @@ def unpublish(
             updated = cur.execute(_SET_PUBLISHED, (None, layer.id)).fetchone()
         assert updated is not None
         audit.record(
-            conn, "unpublish", "layer", slug, actor=actor, user_id=user_id,
+            conn,
+            "unpublish",
+            "layer",
+            slug,
+            actor=actor,
+            user_id=user_id,
             details={"previous": layer.published_version},
         )
         bump_generation(conn)

@@ -8,7 +8,9 @@ from sdi.db import migrate
 from sdi.db.migrate import applied_versions, available
 
 
-def test_template_has_every_migration(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+def test_template_has_every_migration(
+    conn: psycopg.Connection[tuple[object, ...]],
+) -> None:
     assert applied_versions(conn) == {m.version for m in available()}
 
 
