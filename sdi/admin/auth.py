@@ -73,7 +73,7 @@ def login() -> str | Response:
 
 
 @bp.route("/logout", methods=["POST"])
-@login_required  # type: ignore[misc]
+@login_required
 def logout() -> Response:
     """Sign out (POST with CSRF token)."""
     logout_user()

@@ -14,7 +14,7 @@ bp = Blueprint("layers", __name__)
 
 
 @bp.route("/")
-@login_required  # type: ignore[misc]
+@login_required
 def index() -> str:
     """The layers the signed-in user may manage, with their versions."""
     user = current_user.user

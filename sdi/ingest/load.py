@@ -68,7 +68,7 @@ def _attr(i: int) -> sql.Identifier:
 
 
 def _create_stage(conn: Connection[Any], fields: list[Field]) -> None:
-    columns = [sql.SQL("_n bigint"), sql.SQL("_wkb bytea")]
+    columns: list[sql.Composable] = [sql.SQL("_n bigint"), sql.SQL("_wkb bytea")]
     columns += [
         sql.SQL("{} {}").format(_attr(i), sql.SQL(f.pg_type))
         for i, f in enumerate(fields)
