@@ -1,0 +1,107 @@
+"""The running pygeoapi configuration: the hand-written base plus the registry."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+from jsonschema.exceptions import ValidationError
+from psycopg import Connection
+from pygeoapi.config import validate_config
+from pygeoapi.openapi import get_oas
+from pygeoapi.util import yaml_load
+
+from sdi.errors import SdiError
+from sdi.publish.resources import build_resources
+from sdi.settings import Settings
+
+__all__ = [
+    "BASE_CONFIG_NAME",
+    "ConfigError",
+    "base_config_path",
+    "build_config",
+    "build_openapi",
+    "check_config",
+    "load_base_config",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+BASE_CONFIG_NAME = "pygeoapi.yml"
+
+
+class ConfigError(SdiError):
+    """The pygeoapi configuration cannot be built or is invalid."""
+
+
+def base_config_path(settings: Settings) -> Path:
+    """Where the hand-written base configuration is read from."""
+    return settings.config_dir / BASE_CONFIG_NAME
+
+
+def load_base_config(settings: Settings) -> dict[str, Any]:
+    """The base configuration with the server section filled in from ``settings``."""
+    path = base_config_path(settings)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            config = yaml_load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(
+            f"No pygeoapi base configuration at {path}: set SDI_CONFIG_DIR to the "
+            "directory holding pygeoapi.yml (the repository's config/)."
+        ) from exc
+    except OSError as exc:  # EnvironmentError: a ${VAR} with no value, unreadable
+        raise ConfigError(f"Cannot read {path}: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(config.get("server"), dict):
+        raise ConfigError(f"{path} has no server section.")
+    server = config["server"]
+    server["url"] = settings.public_url
+    server["bind"] = {"host": settings.host, "port": settings.port}
+    limits = dict(server.get("limits") or {})
+    limits["default_items"] = settings.limit_default
+    limits["max_items"] = settings.limit_max
+    limits.setdefault("on_exceed", "throttle")
+    server["limits"] = limits
+    config["resources"] = dict(config.get("resources") or {})
+    return config
+
+
+def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
+    """The whole pygeoapi configuration: base plus one collection per published layer.
+
+    Built in memory from the registry, which is the truth; nothing here reads
+    ``collections/``.
+    """
+    config = load_base_config(settings)
+    resources = config["resources"]
+    for slug, resource in build_resources(conn, settings.storage_srid).items():
+        if slug in resources:
+            LOGGER.warning("layer %s replaces the base resource of that name", slug)
+        resources[slug] = resource
+    return config
+
+
+def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document of ``config``, by pygeoapi's own generator (in memory).
+
+    A collection pygeoapi cannot describe is left out (and logged) rather than
+    taking the whole document down.
+    """
+    # get_oas adds defaults to the dicts it reads; keep the caller's intact.
+    oas: dict[str, Any] = get_oas(
+        copy.deepcopy(config), fail_on_invalid_collection=False
+    )
+    return oas
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Validate against pygeoapi's configuration schema; ``ConfigError`` if invalid."""
+    try:
+        validate_config(config)
+    except ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise ConfigError(
+            f"Invalid pygeoapi configuration at {where}: {exc.message}"
+        ) from exc

@@ -1,0 +1,260 @@
+"""Registry -> pygeoapi ``collection`` resources, one per published public layer."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+from sdi.registry import (
+    Agency,
+    Layer,
+    Licence,
+    Version,
+    get_version,
+    list_agencies,
+    list_layers,
+    list_licences,
+)
+from sdi.registry.catalog import table_columns, table_srid
+
+__all__ = [
+    "CRS84",
+    "ID_FIELD",
+    "PROVIDER_NAME",
+    "SUPPORTED_CRS",
+    "LayerRecord",
+    "build_resources",
+    "collection_resource",
+    "crs_uri",
+    "field_schema",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+PROVIDER_NAME = "sdi.providers.features.VersionedFeatureProvider"
+ID_FIELD = "_sdi_fid"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: Output CRSs every collection offers (OGC API - Features Part 2).
+SUPPORTED_CRS = (
+    CRS84,
+    "http://www.opengis.net/def/crs/EPSG/0/4326",
+    "http://www.opengis.net/def/crs/EPSG/0/2326",
+    "http://www.opengis.net/def/crs/EPSG/0/3857",
+)
+_WORLD = [-180.0, -90.0, 180.0, 90.0]
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+_INTEGER = {"bigint", "integer", "smallint"}
+_NUMBER = {"double precision", "real"}
+_FORMATS = {
+    "date": "date",
+    "timestamp without time zone": "date-time",
+    "timestamp with time zone": "date-time",
+    "time without time zone": "time",
+}
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """Everything the registry and catalog say about one published layer."""
+
+    layer: Layer
+    version: Version
+    agency: Agency
+    licence: Licence
+    columns: dict[str, str]
+    srid: int
+
+
+def crs_uri(srid: int) -> str:
+    """The OGC URI of a storage SRID; 4326 is stored longitude first, i.e. CRS84."""
+    if srid == 4326:
+        return CRS84
+    return f"http://www.opengis.net/def/crs/EPSG/0/{srid}"
+
+
+def field_schema(sql_type: str) -> dict[str, str]:
+    """JSON Schema type (and format) of a column's SQL type."""
+    base = sql_type.split("(")[0].strip()
+    if base in _INTEGER:
+        return {"type": "integer"}
+    if base in _NUMBER or base == "numeric":
+        return {"type": "number"}
+    if base == "boolean":
+        return {"type": "boolean"}
+    if base in _FORMATS:
+        return {"type": "string", "format": _FORMATS[base]}
+    return {"type": "string"}
+
+
+def _published_fields(record: LayerRecord) -> dict[str, dict[str, str]]:
+    """The version's attributes in file order, typed by the table's columns now.
+
+    A later upload may have widened a column (integer to text): the table's
+    type is what PostgreSQL returns, so it is what we declare.
+    """
+    declared = [f["name"] for f in record.version.schema.get("fields", [])]
+    names = declared or list(record.columns)
+    fields: dict[str, dict[str, str]] = {}
+    for name in names:
+        sql_type = record.columns.get(name)
+        if sql_type is None:
+            LOGGER.warning(
+                "%s v%d: column %r is missing from the table; not published",
+                record.layer.slug,
+                record.version.number,
+                name,
+            )
+            continue
+        fields[name] = field_schema(sql_type)
+    return fields
+
+
+def _title_field(fields: dict[str, dict[str, str]]) -> str | None:
+    """An attribute to label features with on HTML pages, if one looks like a name."""
+    strings = [n for n, spec in fields.items() if spec["type"] == "string"]
+    named = [n for n in strings if "name" in n.lower()]
+    english = [n for n in named if re.search(r"(en|eng|_e)$", n.lower())]
+    candidates = english or named
+    return candidates[0] if candidates else None
+
+
+def _bilingual(en: str, zh: str) -> dict[str, str]:
+    return {"en": en, "zh": zh or en}
+
+
+def _descriptions(record: LayerRecord) -> dict[str, str]:
+    layer, agency, licence = record.layer, record.agency, record.licence
+    en = [
+        layer.abstract_en.strip(),
+        f"Owner: {agency.name_en}.",
+        f"Licence: {licence.name_en}.",
+    ]
+    zh = [
+        (layer.abstract_zh or layer.abstract_en).strip(),
+        f"資料擁有者：{agency.name_zh or agency.name_en}。",
+        f"授權條款：{licence.name_zh or licence.name_en}。",
+    ]
+    if licence.attribution_en or licence.attribution_zh:
+        en.append(f"Attribution: {licence.attribution_en or licence.attribution_zh}.")
+        zh.append(f"署名：{licence.attribution_zh or licence.attribution_en}。")
+    if layer.update_frequency:
+        en.append(f"Updated: {layer.update_frequency}.")
+        zh.append(f"更新頻率：{layer.update_frequency}。")
+    en.append(f"Version {record.version.number}.")
+    zh.append(f"版本 {record.version.number}。")
+    return {"en": " ".join(p for p in en if p), "zh": " ".join(p for p in zh if p)}
+
+
+def _links(record: LayerRecord) -> list[dict[str, str]]:
+    licence, agency, layer = record.licence, record.agency, record.layer
+    links: list[dict[str, str]] = []
+    if licence.url:
+        links.append(
+            {
+                "type": "text/html",
+                "rel": "license",
+                "title": " / ".join(t for t in (licence.name_en, licence.name_zh) if t),
+                "href": licence.url,
+            }
+        )
+    email = layer.contact if _EMAIL.match(layer.contact or "") else agency.contact_email
+    if email:
+        links.append(
+            {
+                "type": "text/html",
+                "rel": "author",
+                "title": " / ".join(t for t in (agency.name_en, agency.name_zh) if t),
+                "href": f"mailto:{email}",
+            }
+        )
+    return links
+
+
+def _keywords(record: LayerRecord) -> list[str]:
+    words = list(record.layer.keywords)
+    for extra in (record.layer.theme, record.agency.code):
+        if extra and extra not in words:
+            words.append(extra)
+    return words
+
+
+def collection_resource(record: LayerRecord) -> dict[str, Any]:
+    """The pygeoapi resource definition of one published layer."""
+    layer, version = record.layer, record.version
+    fields = _published_fields(record)
+    storage_crs = crs_uri(record.srid)
+    crs = list(SUPPORTED_CRS)
+    if storage_crs not in crs:
+        crs.append(storage_crs)
+    provider: dict[str, Any] = {
+        "type": "feature",
+        "name": PROVIDER_NAME,
+        "data": {
+            "table": layer.slug,
+            "version": version.number,
+            "srid": record.srid,
+            "fields": fields,
+        },
+        "id_field": ID_FIELD,
+        "storage_crs": storage_crs,
+        "crs": crs,
+    }
+    title_field = _title_field(fields)
+    if title_field is not None:
+        provider["title_field"] = title_field
+    if layer.time_column and layer.time_column in fields:
+        provider["time_field"] = layer.time_column
+    return {
+        "type": "collection",
+        "title": _bilingual(layer.title_en, layer.title_zh),
+        "description": _descriptions(record),
+        "keywords": _keywords(record),
+        "links": _links(record),
+        "extents": {
+            "spatial": {
+                "bbox": [float(v) for v in (version.extent or _WORLD)],
+                "crs": CRS84,
+            }
+        },
+        "providers": [provider],
+    }
+
+
+def _records(conn: Connection[Any], default_srid: int) -> list[LayerRecord]:
+    agencies = {a.id: a for a in list_agencies(conn)}
+    licences = {lic.id: lic for lic in list_licences(conn)}
+    records = []
+    for layer in list_layers(conn, published=True):
+        if layer.visibility != "public":
+            continue  # restricted layers wait for API keys
+        if layer.kind != "vector" or layer.published_version is None:
+            continue
+        columns = table_columns(conn, layer.slug)
+        if columns is None:
+            LOGGER.error("layer %s is published but has no table", layer.slug)
+            continue
+        version = get_version(conn, layer.id, layer.published_version)
+        srid = table_srid(conn, layer.slug) or int(
+            version.schema.get("srid") or default_srid
+        )
+        records.append(
+            LayerRecord(
+                layer=layer,
+                version=version,
+                agency=agencies[layer.agency_id],
+                licence=licences[layer.licence_id],
+                columns=columns,
+                srid=srid,
+            )
+        )
+    return records
+
+
+def build_resources(conn: Connection[Any], default_srid: int) -> dict[str, Any]:
+    """``{slug: resource}`` for every published public vector layer, by slug."""
+    return {r.layer.slug: collection_resource(r) for r in _records(conn, default_srid)}
