@@ -1,0 +1,196 @@
+"""The OGC API WSGI app: a thin Flask app over pygeoapi's framework-neutral API.
+
+Routes call pygeoapi's API functions (``pygeoapi.api.landing_page``,
+``pygeoapi.api.itemtypes.get_collection_items``, ...) with the ``API`` object
+of the current publication (:class:`sdi.api.live.LiveApi`), the way
+``pygeoapi.flask_app.execute_from_flask`` does, without importing that module
+(it builds its configuration at import time from ``PYGEOAPI_CONFIG``).
+
+Works mounted at ``/`` (the lead mounts the admin app under ``/admin``); links
+are built from ``settings.public_url``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+
+import pygeoapi
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+import pygeoapi.api.processes as processes_api
+import pygeoapi.api.tiles as tiles_api
+from flask import Flask, Response, current_app, make_response, request
+from pygeoapi.api import API, APIRequest, apply_gzip
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import HTTPException
+
+from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
+from sdi.errors import SdiError
+from sdi.settings import Settings
+
+__all__ = ["EXTENSION_KEY", "create_app", "live_api"]
+
+LOGGER = logging.getLogger(__name__)
+
+#: Where the app keeps its :class:`LiveApi` in ``app.extensions``.
+EXTENSION_KEY = "sdi_live_api"
+_STATIC = Path(pygeoapi.__file__).parent / "static"
+
+ApiFunction = Callable[..., tuple[dict[str, Any], int, str | bytes]]
+
+_OGC_CODES = {
+    400: "InvalidParameterValue",
+    404: "NotFound",
+    405: "OperationNotSupported",
+    406: "InvalidParameterValue",
+    503: "ServiceUnavailable",
+}
+
+
+def live_api(app: Flask | None = None) -> LiveApi:
+    """The :class:`LiveApi` of ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    live: LiveApi = target.extensions[EXTENSION_KEY]
+    return live
+
+
+def _ogc_error(status: int, code: str, description: str) -> Response:
+    response = make_response(
+        {"code": code, "type": code, "description": description}, status
+    )
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def _execute(
+    function: ApiFunction, *args: Any, skip_valid_check: bool = False
+) -> Response:
+    """Run a pygeoapi API function for the current request."""
+    api: API = live_api().current()
+    api_request = APIRequest.from_flask(request, api.locales)
+    if not skip_valid_check and not api_request.is_valid():
+        headers, status, content = api.get_format_exception(api_request)
+    else:
+        headers, status, content = function(api, api_request, *args)
+        content = apply_gzip(headers, content)
+    response = make_response(content, status)
+    if headers:
+        response.headers = Headers(headers)
+    if api.config["server"].get("cors"):
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def _check_database_env(settings: Settings) -> None:
+    """Providers read ``SDI_DATABASE_URL``; it must name the registry's database."""
+    env_url = os.environ.get("SDI_DATABASE_URL")
+    if env_url is None:
+        LOGGER.warning(
+            "SDI_DATABASE_URL is not set: collections will fail to read features "
+            "(sdi serve sets it)"
+        )
+    elif env_url != settings.database_url:
+        raise SdiError(
+            "SDI_DATABASE_URL differs from the settings' database URL: the API "
+            "would describe one database and serve features from another."
+        )
+
+
+def _register_routes(app: Flask) -> None:
+    @app.get("/")
+    def landing_page() -> Response:
+        return _execute(core_api.landing_page)
+
+    @app.get("/openapi")
+    def openapi() -> Response:
+        return _execute(core_api.openapi_)
+
+    @app.get("/conformance")
+    def conformance() -> Response:
+        return _execute(core_api.conformance)
+
+    @app.get("/TileMatrixSets")
+    def tilematrixsets() -> Response:
+        return _execute(tiles_api.tilematrixsets)
+
+    @app.get("/TileMatrixSets/<tms_id>")
+    def tilematrixset(tms_id: str) -> Response:
+        return _execute(tiles_api.tilematrixset, tms_id)
+
+    @app.get("/processes")
+    def processes() -> Response:
+        return _execute(processes_api.describe_processes, None)
+
+    @app.get("/collections")
+    def collections() -> Response:
+        return _execute(core_api.describe_collections, None)
+
+    @app.get("/collections/<collection_id>")
+    def collection(collection_id: str) -> Response:
+        return _execute(core_api.describe_collections, collection_id)
+
+    @app.get("/collections/<collection_id>/schema")
+    def collection_schema(collection_id: str) -> Response:
+        return _execute(core_api.get_collection_schema, collection_id)
+
+    @app.get("/collections/<collection_id>/queryables")
+    def collection_queryables(collection_id: str) -> Response:
+        return _execute(itemtypes_api.get_collection_queryables, collection_id)
+
+    @app.get("/collections/<collection_id>/items")
+    def collection_items(collection_id: str) -> Response:
+        # pygeoapi validates the format itself here (dataset formatters).
+        return _execute(
+            itemtypes_api.get_collection_items, collection_id, skip_valid_check=True
+        )
+
+    @app.get("/collections/<collection_id>/items/<item_id>")
+    def collection_item(collection_id: str, item_id: str) -> Response:
+        return _execute(itemtypes_api.get_collection_item, collection_id, item_id)
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(SdiError)
+    def sdi_error(exc: SdiError) -> Response:
+        if exc.status >= 500:
+            LOGGER.error("%s: %s", type(exc).__name__, exc.message)
+        return _ogc_error(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code = _OGC_CODES.get(status, "NoApplicableCode")
+        response = _ogc_error(
+            status, code, exc.description or HTTPStatus(status).phrase
+        )
+        if status == 405 and exc.response is None:
+            allowed = getattr(exc, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        LOGGER.exception("unhandled error on %s", request.path)
+        return _ogc_error(
+            500, "NoApplicableCode", "Internal error; it has been logged."
+        )
+
+
+def create_app(
+    settings: Settings, *, reload_interval: float = RELOAD_INTERVAL_S
+) -> Flask:
+    """The OGC API app for ``settings`` (no database access until a request)."""
+    _check_database_env(settings)
+    app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
+    app.url_map.strict_slashes = False
+    app.config["JSON_AS_ASCII"] = False
+    app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
+    _register_routes(app)
+    _register_errors(app)
+    return app
