@@ -79,10 +79,8 @@ def _execute(
         headers, status, content = function(api, api_request, *args)
         content = apply_gzip(headers, content)
     response = make_response(content, status)
-    if headers:
-        response.headers = Headers(headers)
-    if api.config["server"].get("cors"):
-        response.headers["Access-Control-Allow-Origin"] = "*"
+    # pygeoapi's headers win over Flask's defaults (Content-Type above all).
+    response.headers.update(Headers(headers or {}))
     return response
 
 
@@ -154,6 +152,15 @@ def _register_routes(app: Flask) -> None:
         return _execute(itemtypes_api.get_collection_item, collection_id, item_id)
 
 
+def _register_cors(app: Flask) -> None:
+    @app.after_request
+    def allow_any_origin(response: Response) -> Response:
+        api = live_api().peek()
+        if api is not None and api.config["server"].get("cors"):
+            response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SdiError)
     def sdi_error(exc: SdiError) -> Response:
@@ -192,5 +199,6 @@ def create_app(
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
     _register_routes(app)
+    _register_cors(app)
     _register_errors(app)
     return app

@@ -315,3 +315,11 @@ def test_layer_stored_in_hk1980_grid(db: Conn, server: Server) -> None:
         "B0002",
         "B0003",
     ]
+
+
+def test_responses_carry_length_and_cors(layer: Conn, server: Server) -> None:
+    response = get(f"{server.url}/collections/{SLUG}/items", limit=2)
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    missing = get(f"{server.url}/collections/nope")
+    assert missing.headers["Access-Control-Allow-Origin"] == "*"
