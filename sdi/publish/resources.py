@@ -141,13 +141,15 @@ def _descriptions(record: LayerRecord) -> dict[str, str]:
     ]
     if licence.attribution_en or licence.attribution_zh:
         en.append(f"Attribution: {licence.attribution_en or licence.attribution_zh}.")
-        zh.append(f"署名：{licence.attribution_zh or licence.attribution_en}。")
+        # The Chinese attributions read as sentences already ("資料來源：...").
+        zh.append(f"{licence.attribution_zh or licence.attribution_en}。")
     if layer.update_frequency:
         en.append(f"Updated: {layer.update_frequency}.")
         zh.append(f"更新頻率：{layer.update_frequency}。")
     en.append(f"Version {record.version.number}.")
     zh.append(f"版本 {record.version.number}。")
-    return {"en": " ".join(p for p in en if p), "zh": " ".join(p for p in zh if p)}
+    # Chinese sentences follow each other without spaces.
+    return {"en": " ".join(p for p in en if p), "zh": "".join(p for p in zh if p)}
 
 
 def _links(record: LayerRecord) -> list[dict[str, str]]:

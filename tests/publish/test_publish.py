@@ -57,7 +57,10 @@ def test_collection_resource(published: Conn) -> None:
         "Attribution: Contains data from the CSDI Portal."
         in (resource["description"]["en"])
     )
-    assert "資料來源：空間數據共享平台" in resource["description"]["zh"]
+    assert resource["description"]["zh"] == (
+        "測試用建築物資料。資料擁有者：地政總署。"
+        "授權條款：空間數據共享平台使用條款及條件。資料來源：空間數據共享平台。版本 1。"
+    )
     assert resource["keywords"] == ["buildings", "建築物", "structure", "landsd"]
     licence, author = resource["links"]
     assert licence["rel"] == "license"
