@@ -71,6 +71,9 @@ class ProviderUnavailableError(ProviderConnectionError):  # type: ignore[misc]
 
 
 def _config_error(message: str) -> ProviderGenericError:
+    # A generated configuration that the provider refuses is a bug: log it,
+    # the client only sees pygeoapi's generic message.
+    LOGGER.error("bad sdi provider configuration: %s", message)
     return ProviderGenericError(f"Bad sdi provider configuration: {message}")
 
 

@@ -35,10 +35,12 @@ def database_url() -> str:
     """The database the providers read, from ``SDI_DATABASE_URL``."""
     url = os.environ.get(DATABASE_URL_ENV)
     if not url:
-        raise ProviderConnectionError(
+        message = (
             f"{DATABASE_URL_ENV} is not set: start the API with `sdi serve`, "
             "which sets it."
         )
+        LOGGER.error(message)
+        raise ProviderConnectionError(message)
     return url
 
 
