@@ -213,7 +213,7 @@ class DemoSummary:
         for v in self.ingested:
             stats = ", ".join(f"{k} {n}" for k, n in v.diff.items())
             lines.append(
-                f"Ingested {v.layer} version {v.number}: {v.features} features"
+                f"Ingested {v.layer} version {v.number}: {v.features:,} features"
                 + (f" ({stats})" if stats else "")
             )
         for slug, number in self.published:
@@ -223,15 +223,22 @@ class DemoSummary:
             new = " (new)" if user.email in self.users_created else ""
             where = f", {user.agency}" if user.agency else ""
             lines.append(f"  {user.email:28} {user.role}{where}{new}")
-        if self.credentials == "default":
+        if not self.users_created:
             lines.append(
-                f"  password of new users: {DEMO_PASSWORD} "
+                "  passwords: as set when the users were created "
+                f"(default {DEMO_PASSWORD}, or {DEMO_PASSWORD_ENV})"
+            )
+        elif self.credentials == "default":
+            lines.append(
+                f"  password of the new users: {DEMO_PASSWORD} "
                 f"(set {DEMO_PASSWORD_ENV} to choose another)"
             )
         elif self.credentials == DEMO_PASSWORD_ENV:
-            lines.append(f"  password of new users: the value of {DEMO_PASSWORD_ENV}")
+            lines.append(
+                f"  password of the new users: the value of {DEMO_PASSWORD_ENV}"
+            )
         else:
-            lines.append("  password of new users: as given")
+            lines.append("  password of the new users: as given")
         return "\n".join(lines)
 
 
@@ -329,7 +336,7 @@ def load_demo(
             if files is None:
                 say("Generating the demo files")
                 files = generate_files(settings.var_dir / "demo", scale=scale)
-            say(f"Ingesting {spec.slug} version {number} ({counts[key]} features)")
+            say(f"Ingesting {spec.slug} version {number} ({counts[key]:,} features)")
             version = ingest_file(
                 conn, settings, files[key], layer=spec.slug,
                 user_id=editor.id, actor=_ACTOR,
