@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException
 
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.errors import SdiError
+from sdi.providers import DATABASE_URL_ENV
 from sdi.settings import Settings
 
 __all__ = ["EXTENSION_KEY", "create_app", "live_api"]
@@ -86,7 +87,7 @@ def _execute(
 
 def _check_database_env(settings: Settings) -> None:
     """Providers read ``SDI_DATABASE_URL``; it must name the registry's database."""
-    env_url = os.environ.get("SDI_DATABASE_URL")
+    env_url = os.environ.get(DATABASE_URL_ENV)
     if env_url is None:
         LOGGER.warning(
             "SDI_DATABASE_URL is not set: collections will fail to read features "
