@@ -9,10 +9,20 @@ Speed matters (a 300,000-polygon Shapefile is the benchmark), so geometries
 are built a batch at a time from flat coordinate arrays with shapely 2's
 vectorised functions, never coordinate by coordinate in Python.
 
-CSV files are read with fiona as text; sdi infers the column types itself
-(GDAL's detection turns codes such as ``"001"`` into the number 1) and builds
-points from the coordinate columns, which are consumed by the geometry and do
-not also appear as attributes.
+Conventions the loader and users can rely on:
+
+* Attribute names are kept exactly; names starting with ``_sdi_`` and names
+  equal but for letter case are refused.
+* CSV files are read with fiona as text; sdi infers the column types itself
+  (GDAL's detection turns codes such as ``"001"`` into the number 1), an
+  empty cell is no value, and the coordinate columns are consumed by the
+  point geometry: they do not also appear as attributes.
+* Timestamps with a UTC offset are stored in UTC, without the offset.
+* A value that cannot be read as its field's type becomes None, and
+  ``SourceInfo.warnings`` says how many; warnings are complete only after
+  the last batch has been read.
+* Invalid geometries are passed on as they are (the loader repairs them);
+  ones GEOS cannot even build become None, with a warning.
 """
 
 from __future__ import annotations

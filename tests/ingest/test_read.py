@@ -932,3 +932,14 @@ def test_batches_have_the_asked_size(tmp_path: Path) -> None:
     with open_source(archive, work_dir=tmp_path / "w", settings=settings) as source:
         sizes = [len(b.rows) for b in source.batches(10)]
     assert sizes == [10, 10, 5]
+
+
+def test_stopping_early_closes_cleanly(tmp_path: Path) -> None:
+    archive = files.make_shapefile_zip(tmp_path, n=25)
+    settings = files.reader_settings(tmp_path)
+    with open_source(archive, work_dir=tmp_path / "w", settings=settings) as source:
+        batches = source.batches(5)
+        first = next(batches)
+        batches.close()
+    assert len(first.rows) == 5
+    assert list((tmp_path / "w").iterdir()) == []
