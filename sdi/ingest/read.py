@@ -1029,7 +1029,7 @@ class _FionaSource:
         raise IngestError(
             f"Feature {first + i} of {self._name} has coordinates "
             f"({x0:.6g}, {y0:.6g}, {x1:.6g}, {y1:.6g}) that are not valid in "
-            f"{crs_label_short(self._crs)} (or cannot be transformed to "
+            f"{_crs_label_short(self._crs)} (or cannot be transformed to "
             f"EPSG:{self._target_srid}). The CRS is probably wrong: pass the "
             "right one, e.g. --crs EPSG:2326 for Hong Kong 1980 Grid."
         )
@@ -1078,7 +1078,7 @@ class _FionaSource:
         self._collection.close()
 
 
-def crs_label_short(crs: CRS) -> str:
+def _crs_label_short(crs: CRS) -> str:
     """``EPSG:nnnn`` or the CRS's name, for messages."""
     label = crs_label(crs)
     return label if label.startswith("EPSG:") else repr(crs.name)
@@ -1321,7 +1321,7 @@ def _make_source(
     transformer = transformer_to(crs, opts.target_srid)
     if transformer is not None and is_ballpark(transformer):
         warnings.append(
-            f"No datum transformation is known from {crs_label_short(crs)} to "
+            f"No datum transformation is known from {_crs_label_short(crs)} to "
             f"EPSG:{opts.target_srid}; positions may be off by up to hundreds of "
             "metres. Check the CRS."
         )
