@@ -14,7 +14,8 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,16 @@ _COPY_TYPES = {
 }
 # Polygons repaired by ST_MakeValid may gain lines or points; keep the family.
 _FAMILY_DIM = {"POINT": 1, "LINESTRING": 2, "POLYGON": 3}
+
+
+@contextmanager
+def _phase(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Time one step of a load into ``timings`` (kept in the version report)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = round(time.perf_counter() - start, 3)
 
 
 def _sha256(path: Path) -> str:
@@ -121,19 +132,12 @@ def _geometry_family(conn: Connection[Any]) -> tuple[str | None, bool]:
     return family, any(t.startswith("MULTI") for t in types)
 
 
-def _build_final(
-    conn: Connection[Any],
-    fields: list[Field],
-    stored: list[Field],
-    srid: int,
-    family: str | None,
-    multi: bool,
-    key_column: str | None,
-) -> None:
-    """Staged rows -> ``_sdi_final``: repaired geometry, typed attributes, key, hash.
+def _geometry_sql(srid: int, family: str | None, multi: bool) -> sql.Composable:
+    """Expression turning staged WKB ``_wkb`` into the stored geometry.
 
-    The hash covers the source's own bytes (WKB and attribute text), so a
-    feature keeps its identity whatever repair or type promotion we apply.
+    Empty geometries become NULL; invalid ones are repaired with ST_MakeValid,
+    keeping only the parts of the layer's family (a repaired polygon can shed
+    lines); ``multi`` stores every geometry as its multi type.
     """
     dim = _FAMILY_DIM.get(family or "", 0)
     repaired = (
@@ -145,14 +149,34 @@ def _build_final(
         "CASE WHEN g IS NULL OR ST_IsEmpty(g) THEN NULL "
         "WHEN ST_IsValid(g) THEN g ELSE {} END"
     ).format(repaired)
-    geom = sql.SQL("ST_Multi({})").format(fixed) if multi else fixed
-    attr_refs = [_attr(i) for i in range(len(fields))]
-    typed = sql.SQL("").join(
-        sql.SQL(", {}::{} AS {}").format(_attr(i), sql.SQL(s.pg_type), _attr(i))
-        for i, s in enumerate(stored)
-    )
+    return sql.SQL("ST_Multi({})").format(fixed) if multi else fixed
+
+
+def _merge(
+    conn: Connection[Any],
+    slug: str,
+    fields: list[Field],
+    stored: list[Field],
+    number: int,
+    *,
+    srid: int,
+    family: str | None,
+    multi: bool,
+    key_column: str | None,
+) -> dict[str, int]:
+    """Close changed/vanished rows and insert new/changed ones in one statement.
+
+    A feature's identity is its key (the key column, or its content hash with
+    an occurrence number) and its state is the hash of the source's own bytes
+    (WKB and attribute text), so unchanged features are recognised without
+    parsing their geometry; only inserted rows are parsed and repaired.
+    Returns the diff counts.
+    """
+    table = table_id(slug)
+    n = sql.Literal(number)
+    refs = [_attr(i) for i in range(len(fields))]
     row_text = (
-        sql.SQL("ROW({})::text").format(sql.SQL(", ").join(attr_refs))
+        sql.SQL("ROW({})::text").format(sql.SQL(", ").join(refs))
         if fields
         else sql.SQL("''")
     )
@@ -164,78 +188,34 @@ def _build_final(
         key_expr = sql.SQL(
             "_hash::text || '#' || row_number() OVER (PARTITION BY _hash ORDER BY _n)"
         )
-    conn.execute(
-        sql.SQL(
-            """
-            CREATE TEMP TABLE _sdi_final ON COMMIT DROP AS
-            SELECT *, {key_expr} AS _key FROM (
-                SELECT _n, {geom} AS geom,
-                       (g IS NOT NULL AND NOT ST_IsEmpty(g) AND NOT ST_IsValid(g))
-                           AS _repaired,
-                       (g IS NULL OR ST_IsEmpty(g)) AS _empty,
-                       md5(coalesce(_wkb, ''::bytea)
-                           || convert_to({row_text}, 'UTF8'))::uuid AS _hash
-                       {typed}
-                FROM (SELECT *, ST_GeomFromWKB(_wkb, {srid}) AS g FROM _sdi_stage) p
-            ) f
-            """
-        ).format(
-            key_expr=key_expr,
-            geom=geom,
-            row_text=row_text,
-            typed=typed,
-            srid=sql.Literal(srid),
-        )
-    )
-    if dim == 3 and not multi:
-        # A repaired polygon can come back as a multipolygon: store one type.
-        promoted = conn.execute(
-            "SELECT bool_or(GeometryType(geom) = 'MULTIPOLYGON') FROM _sdi_final"
-        ).fetchone()
-        if promoted and promoted[0]:
-            conn.execute("UPDATE _sdi_final SET geom = ST_Multi(geom)")
-
-
-def _check_keys(conn: Connection[Any], key_column: str) -> None:
-    row = conn.execute("SELECT count(*) FROM _sdi_final WHERE _key IS NULL").fetchone()
-    if row and row[0]:
-        raise IngestError(
-            f"Key column {key_column!r} is empty in {row[0]} feature(s); every "
-            "feature needs a key to be matched across versions."
-        )
-    dup = conn.execute(
-        "SELECT _key, count(*) FROM _sdi_final GROUP BY _key HAVING count(*) > 1 "
-        "ORDER BY count(*) DESC, _key LIMIT 3"
-    ).fetchall()
-    if dup:
-        examples = ", ".join(f"{k!r} ({c} times)" for k, c in dup)
-        raise IngestError(
-            f"Key column {key_column!r} is not unique: {examples}. Fix the file or "
-            "choose another key column."
-        )
-
-
-def _merge(
-    conn: Connection[Any], slug: str, fields: list[Field], number: int
-) -> dict[str, int]:
-    """Close changed/vanished rows, insert new/changed ones; the diff counts."""
-    table = table_id(slug)
     columns = sql.SQL("").join(sql.SQL(", ") + sql.Identifier(f.name) for f in fields)
-    values = sql.SQL("").join(sql.SQL(", ") + _attr(i) for i in range(len(fields)))
-    # Both CTEs see the snapshot before the statement: "current rows with the
-    # same key and hash" are exactly the unchanged features.
+    values = sql.SQL("").join(
+        sql.SQL(", {}::{}").format(_attr(i), sql.SQL(f.pg_type))
+        for i, f in enumerate(stored)
+    )
+    # Both data-modifying CTEs see the snapshot before the statement, so "a
+    # current row with the same key and hash" means exactly "unchanged".
     row = conn.execute(
         sql.SQL(
             """
-            WITH closed AS (
+            WITH hashed AS (
+                SELECT *, md5(coalesce(_wkb, ''::bytea)
+                              || convert_to({row_text}, 'UTF8'))::uuid AS _hash
+                FROM _sdi_stage
+            ), f AS MATERIALIZED (
+                SELECT *, {key_expr} AS _key FROM hashed
+            ), closed AS (
                 UPDATE {table} t SET _sdi_to = {n}
                 WHERE t._sdi_to IS NULL AND NOT EXISTS (
-                    SELECT 1 FROM _sdi_final f
-                    WHERE f._key = t._sdi_key AND f._hash = t._sdi_hash)
+                    SELECT 1 FROM f WHERE f._key = t._sdi_key AND f._hash = t._sdi_hash)
                 RETURNING t._sdi_key
             ), added AS (
-                INSERT INTO {table} (_sdi_key, _sdi_hash, _sdi_from, _sdi_geom{columns})
-                SELECT f._key, f._hash, {n}, f.geom{values} FROM _sdi_final f
+                INSERT INTO {table}
+                    (_sdi_key, _sdi_hash, _sdi_from, _sdi_geom, _sdi_repaired{columns})
+                SELECT f._key, f._hash, {n}, {geom},
+                       g IS NOT NULL AND NOT ST_IsEmpty(g) AND NOT ST_IsValid(g)
+                       {values}
+                FROM f CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(f._wkb, {srid}) AS g) p
                 WHERE NOT EXISTS (
                     SELECT 1 FROM {table} t
                     WHERE t._sdi_to IS NULL AND t._sdi_key = f._key
@@ -244,20 +224,62 @@ def _merge(
                 RETURNING _sdi_key
             )
             SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM added),
-                   (SELECT count(*) FROM closed JOIN added USING (_sdi_key))
+                   (SELECT count(*) FROM closed JOIN added USING (_sdi_key)),
+                   (SELECT count(*) FROM f)
             """
-        ).format(table=table, n=sql.Literal(number), columns=columns, values=values)
+        ).format(
+            row_text=row_text,
+            key_expr=key_expr,
+            table=table,
+            n=n,
+            columns=columns,
+            geom=_geometry_sql(srid, family, multi),
+            values=values,
+            srid=sql.Literal(srid),
+        )
     ).fetchone()
     assert row is not None
-    closed, added, changed = (int(v) for v in row)
-    total = conn.execute("SELECT count(*) FROM _sdi_final").fetchone()
-    assert total is not None
+    closed, added, changed, total = (int(v) for v in row)
+    if family == "POLYGON" and not multi:
+        # A repaired polygon can come back as a multipolygon: store one type.
+        conn.execute(
+            sql.SQL(
+                "UPDATE {} SET _sdi_geom = ST_Multi(_sdi_geom) WHERE _sdi_to IS NULL"
+                " AND EXISTS (SELECT 1 FROM {} WHERE _sdi_from = {} AND _sdi_to IS NULL"
+                " AND GeometryType(_sdi_geom) = 'MULTIPOLYGON')"
+                " AND GeometryType(_sdi_geom) = 'POLYGON'"
+            ).format(table, table, n)
+        )
     return {
         "added": added - changed,
         "changed": changed,
         "removed": closed - changed,
-        "unchanged": int(total[0]) - added,
+        "unchanged": total - added,
     }
+
+
+def _key_problem(conn: Connection[Any], key_column: str, index: int) -> IngestError:
+    """Explain, from the staged rows, why the key column cannot identify features."""
+    key = _attr(index)
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM _sdi_stage WHERE {} IS NULL").format(key)
+    ).fetchone()
+    if row and row[0]:
+        return IngestError(
+            f"Key column {key_column!r} is empty in {row[0]} feature(s); every "
+            "feature needs a key to be matched across versions."
+        )
+    dup = conn.execute(
+        sql.SQL(
+            "SELECT {k}::text, count(*) FROM _sdi_stage GROUP BY {k} "
+            "HAVING count(*) > 1 ORDER BY count(*) DESC, {k}::text LIMIT 3"
+        ).format(k=key)
+    ).fetchall()
+    examples = ", ".join(f"{k!r} ({c} times)" for k, c in dup)
+    return IngestError(
+        f"Key column {key_column!r} is not unique: {examples}. Fix the file or "
+        "choose another key column."
+    )
 
 
 _TYPE_NAMES = {
@@ -270,30 +292,40 @@ _TYPE_NAMES = {
 }
 
 
-def _summary(conn: Connection[Any], srid: int) -> dict[str, Any]:
-    """Counts, WGS 84 extent and geometry type of the new version."""
+def _summary(
+    conn: Connection[Any], slug: str, number: int, srid: int
+) -> dict[str, Any]:
+    """Counts, WGS 84 extent and geometry type of version ``number``."""
     row = conn.execute(
-        """
-        SELECT count(*), count(*) FILTER (WHERE _repaired),
-               count(*) FILTER (WHERE _empty),
-               array_agg(DISTINCT GeometryType(geom)) FILTER (WHERE geom IS NOT NULL),
-               ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)
-        FROM _sdi_final,
-             LATERAL (SELECT ST_Transform(ST_SetSRID(
-                 (SELECT ST_Extent(geom) FROM _sdi_final)::geometry, %s), 4326) AS b) e
-        GROUP BY b
-        """,
-        (srid,),
+        sql.SQL(
+            """
+            SELECT count(*), count(*) FILTER (WHERE _sdi_repaired),
+                   count(*) FILTER (WHERE _sdi_geom IS NULL),
+                   array_agg(DISTINCT GeometryType(_sdi_geom))
+                       FILTER (WHERE _sdi_geom IS NOT NULL),
+                   ST_Transform(ST_SetSRID(ST_Extent(_sdi_geom)::geometry, {srid}), 4326)
+            FROM {table}
+            WHERE _sdi_from <= {n} AND (_sdi_to IS NULL OR _sdi_to > {n})
+            """
+        ).format(table=table_id(slug), n=sql.Literal(number), srid=sql.Literal(srid))
     ).fetchone()
     assert row is not None
-    count, repaired, empty, types, *box = row
+    count, repaired, empty, types, box = row
+    extent = None
+    if box is not None:
+        corners = conn.execute(
+            "SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b)"
+            " FROM (SELECT %s::geometry AS b) x",
+            (box,),
+        ).fetchone()
+        extent = [float(v) for v in corners] if corners else None
     names = sorted(_TYPE_NAMES.get(t, t.title()) for t in (types or []))
     return {
         "count": int(count),
         "repaired": int(repaired),
         "empty": int(empty),
-        "extent": [float(v) for v in box] if box[0] is not None else None,
-        # After promotion a layer has one type; prefer the multi one if not.
+        "extent": extent,
+        # After promotion a layer has one type; the multi one sorts first.
         "geometry_type": names[0] if names else "Unknown",
     }
 
@@ -396,6 +428,7 @@ def _load(
             + ", ".join(names)
         )
     number = latest_version_number(conn, target.id) + 1
+    timings: dict[str, float] = {}
     existing = existing_columns(conn, target.slug)
     new_table = existing is None
     if existing is None:
@@ -403,20 +436,38 @@ def _load(
         existing = {}
     stored = reconcile_columns(conn, target.slug, fields, existing)
     _create_stage(conn, fields)
-    copied = _copy(conn, source, progress)
+    with _phase(timings, "read_copy"):
+        copied = _copy(conn, source, progress)
     if copied == 0:
         raise IngestError(f"{source_filename} holds no features.")
-    family, multi = _geometry_family(conn)
-    _build_final(
-        conn, fields, stored, settings.storage_srid, family, multi, target.key_column
-    )
-    if target.key_column is not None:
-        _check_keys(conn, target.key_column)
-    diff = _merge(conn, target.slug, stored, number)
-    if new_table:
-        create_indexes(conn, target.slug)
-    conn.execute(sql.SQL("ANALYZE {}").format(table_id(target.slug)))
-    summary = _summary(conn, settings.storage_srid)
+    with _phase(timings, "check_types"):
+        family, multi = _geometry_family(conn)
+    key_index = names.index(target.key_column) if target.key_column else None
+    try:
+        # A savepoint, so that a key problem can be explained from the staged rows.
+        with conn.transaction(), _phase(timings, "merge"):
+            diff = _merge(
+                conn,
+                target.slug,
+                fields,
+                stored,
+                number,
+                srid=settings.storage_srid,
+                family=family,
+                multi=multi,
+                key_column=target.key_column,
+            )
+            if new_table:
+                create_indexes(conn, target.slug)
+    except (psycopg.errors.UniqueViolation, psycopg.errors.NotNullViolation) as exc:
+        if target.key_column is None or key_index is None:
+            raise
+        raise _key_problem(conn, target.key_column, key_index) from exc
+    with _phase(timings, "analyze"):
+        conn.execute(sql.SQL("ANALYZE {}").format(table_id(target.slug)))
+    with _phase(timings, "summary"):
+        summary = _summary(conn, target.slug, number, settings.storage_srid)
+    conn.execute("DROP TABLE _sdi_stage")
     elapsed = time.monotonic() - started
     report = {
         "repaired": summary["repaired"],
@@ -424,6 +475,7 @@ def _load(
         "duration_s": round(elapsed, 3),
         "features_per_s": round(summary["count"] / elapsed) if elapsed else None,
         "warnings": list(info.warnings),
+        "timings": timings,
     }
     version = insert_version(
         conn,

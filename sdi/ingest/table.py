@@ -52,13 +52,14 @@ def create_layer_table(conn: Connection[Any], slug: str, srid: int) -> None:
             " _sdi_hash uuid NOT NULL,"
             " _sdi_from integer NOT NULL,"
             " _sdi_to integer,"
+            " _sdi_repaired boolean NOT NULL DEFAULT false,"
             " _sdi_geom geometry(Geometry, {}))"
         ).format(table_id(slug), sql.Literal(srid))
     )
 
 
 def create_indexes(conn: Connection[Any], slug: str) -> None:
-    """Spatial index, the current-rows key index and the version-range index."""
+    """Spatial index, the unique key of current rows, the version-range index."""
     table = table_id(slug)
     conn.execute(
         sql.SQL("CREATE INDEX {} ON {} USING gist (_sdi_geom)").format(
@@ -66,7 +67,7 @@ def create_indexes(conn: Connection[Any], slug: str) -> None:
         )
     )
     conn.execute(
-        sql.SQL("CREATE INDEX {} ON {} (_sdi_key) WHERE _sdi_to IS NULL").format(
+        sql.SQL("CREATE UNIQUE INDEX {} ON {} (_sdi_key) WHERE _sdi_to IS NULL").format(
             sql.Identifier(f"{slug}_current_key_idx"), table
         )
     )

@@ -58,23 +58,46 @@ def test_cluster_ingest_publish_serve(env: dict[str, str], tmp_path: Path) -> No
     # the embedded cluster has a password: TCP without it is refused
     password = (Path(env["SDI_VAR_DIR"]) / "pg.password").read_text().strip()
     assert len(password) >= 20
-    created = run(env, "agency", "create", "lcsd", "--name", "Leisure and Cultural "
-                  "Services Department", "--name-zh", "康樂及文化事務署")
+    created = run(
+        env,
+        "agency",
+        "create",
+        "lcsd",
+        "--name",
+        "Leisure and Cultural Services Department",
+        "--name-zh",
+        "康樂及文化事務署",
+    )
     assert created.returncode == 0, created.stderr
 
     doc = {
         "type": "FeatureCollection",
         "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::2326"}},
         "features": [
-            {"type": "Feature", "properties": {"PARK_ID": i, "NAME_TC": f"公園{i}"},
-             "geometry": {"type": "Point", "coordinates": [836000 + i, 817000]}}
+            {
+                "type": "Feature",
+                "properties": {"PARK_ID": i, "NAME_TC": f"公園{i}"},
+                "geometry": {"type": "Point", "coordinates": [836000 + i, 817000]},
+            }
             for i in range(25)
         ],
     }
     src = tmp_path / "parks.geojson"
     src.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
-    ingested = run(env, "ingest", str(src), "--agency", "lcsd", "--layer", "lcsd_parks",
-                   "--title", "Parks", "--key-column", "PARK_ID", "--publish")
+    ingested = run(
+        env,
+        "ingest",
+        str(src),
+        "--agency",
+        "lcsd",
+        "--layer",
+        "lcsd_parks",
+        "--title",
+        "Parks",
+        "--key-column",
+        "PARK_ID",
+        "--publish",
+    )
     assert ingested.returncode == 0, ingested.stderr
     assert "25 features" in ingested.stdout and "published" in ingested.stdout
 
@@ -82,16 +105,21 @@ def test_cluster_ingest_publish_serve(env: dict[str, str], tmp_path: Path) -> No
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
     server = subprocess.Popen(
-        [SDI, "up", "--no-demo"], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [SDI, "up", "--no-demo"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{env['SDI_PORT']}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                r = requests.get(f"{base}/collections/lcsd_parks/items?f=json&limit=100",
-                                 timeout=5)
+                r = requests.get(
+                    f"{base}/collections/lcsd_parks/items?f=json&limit=100", timeout=5
+                )
                 if r.status_code == 200:
                     break
             except requests.ConnectionError:

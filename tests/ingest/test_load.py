@@ -32,7 +32,10 @@ def write_geojson(path: Path, features: list[dict[str, Any]], epsg: int = 2326) 
     """A GeoJSON file with a named CRS (GDAL honours it)."""
     doc = {
         "type": "FeatureCollection",
-        "crs": {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"}},
+        "crs": {
+            "type": "name",
+            "properties": {"name": f"urn:ogc:def:crs:EPSG::{epsg}"},
+        },
         "features": features,
     }
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -45,8 +48,12 @@ def buildings(ids: range, *, renamed: set[int] = frozenset()) -> list[dict[str, 
         name = f"大廈 {i}" + (" (新)" if i in renamed else "")
         out.append(
             feature(
-                {"BLDG_ID": f"B{i:04d}", "NAME_EN": f"Building {i}", "NAME_TC": name,
-                 "STOREYS": i % 40 + 1},
+                {
+                    "BLDG_ID": f"B{i:04d}",
+                    "NAME_EN": f"Building {i}",
+                    "NAME_TC": name,
+                    "STOREYS": i % 40 + 1,
+                },
                 {"type": "Polygon", "coordinates": square(833000 + i * 20, 816000)},
             )
         )
@@ -101,12 +108,20 @@ def test_first_version_records_everything(
 def test_second_version_stores_only_changes(
     conn: Conn, settings: Settings, layer: registry.Layer, tmp_path: Path
 ) -> None:
-    ingest_file(conn, settings, write_geojson(tmp_path / "v1.geojson",
-                buildings(range(100))), layer=layer.slug)
+    ingest_file(
+        conn,
+        settings,
+        write_geojson(tmp_path / "v1.geojson", buildings(range(100))),
+        layer=layer.slug,
+    )
     # v2: 0-9 removed, 10-14 renamed, 100-119 new
     v2_features = buildings(range(10, 120), renamed={10, 11, 12, 13, 14})
-    version = ingest_file(conn, settings, write_geojson(tmp_path / "v2.geojson",
-                          v2_features), layer=layer.slug)
+    version = ingest_file(
+        conn,
+        settings,
+        write_geojson(tmp_path / "v2.geojson", v2_features),
+        layer=layer.slug,
+    )
     assert version.number == 2
     assert version.diff == {"added": 20, "changed": 5, "removed": 10, "unchanged": 85}
     total = conn.execute("SELECT count(*) FROM sdi_data.landsd_buildings").fetchone()
@@ -136,16 +151,25 @@ def test_content_hash_matching_without_key(
     conn: Conn, settings: Settings, tmp_path: Path
 ) -> None:
     agency = registry.create_agency(conn, "td", "Transport Department")
-    registry.create_layer(conn, agency, registry.LayerInput(
-        slug="td_stops", title_en="Stops",
-        licence_id=registry.get_licence(conn, "cc-by-4.0").id))
+    registry.create_layer(
+        conn,
+        agency,
+        registry.LayerInput(
+            slug="td_stops",
+            title_en="Stops",
+            licence_id=registry.get_licence(conn, "cc-by-4.0").id,
+        ),
+    )
     pt = {"type": "Point", "coordinates": [835000, 818000]}
     same = feature({"name": "站"}, pt)
     v1 = [same, same, feature({"name": "A"}, pt)]  # two identical features
-    ingest_file(conn, settings, write_geojson(tmp_path / "1.geojson", v1), layer="td_stops")
+    ingest_file(
+        conn, settings, write_geojson(tmp_path / "1.geojson", v1), layer="td_stops"
+    )
     v2 = [same, feature({"name": "B"}, pt)]
-    version = ingest_file(conn, settings, write_geojson(tmp_path / "2.geojson", v2),
-                          layer="td_stops")
+    version = ingest_file(
+        conn, settings, write_geojson(tmp_path / "2.geojson", v2), layer="td_stops"
+    )
     # one duplicate and "A" vanished; "B" is new; content matching has no "changed"
     assert version.diff == {"added": 1, "changed": 0, "removed": 2, "unchanged": 1}
 
@@ -153,15 +177,27 @@ def test_content_hash_matching_without_key(
 def test_invalid_and_empty_geometries_are_repaired_and_counted(
     conn: Conn, settings: Settings, layer: registry.Layer, tmp_path: Path
 ) -> None:
-    bowtie = [[[833000, 816000], [833010, 816010], [833010, 816000],
-               [833000, 816010], [833000, 816000]]]
-    feats = buildings(range(5)) + [
-        feature({"BLDG_ID": "BAD", "NAME_EN": "x", "NAME_TC": "蝴蝶", "STOREYS": 1},
-                {"type": "Polygon", "coordinates": bowtie}),
-        feature({"BLDG_ID": "NONE", "NAME_EN": "y", "NAME_TC": "無", "STOREYS": 1}, None),
+    bowtie = [
+        [
+            [833000, 816000],
+            [833010, 816010],
+            [833010, 816000],
+            [833000, 816010],
+            [833000, 816000],
+        ]
     ]
-    version = ingest_file(conn, settings, write_geojson(tmp_path / "b.geojson", feats),
-                          layer=layer.slug)
+    feats = buildings(range(5)) + [
+        feature(
+            {"BLDG_ID": "BAD", "NAME_EN": "x", "NAME_TC": "蝴蝶", "STOREYS": 1},
+            {"type": "Polygon", "coordinates": bowtie},
+        ),
+        feature(
+            {"BLDG_ID": "NONE", "NAME_EN": "y", "NAME_TC": "無", "STOREYS": 1}, None
+        ),
+    ]
+    version = ingest_file(
+        conn, settings, write_geojson(tmp_path / "b.geojson", feats), layer=layer.slug
+    )
     assert version.report["repaired"] == 1
     assert version.report["empty"] == 1
     assert version.feature_count == 7
@@ -179,8 +215,12 @@ def test_failure_leaves_nothing_behind(
     feats = buildings(range(20))
     feats[-1]["properties"]["BLDG_ID"] = "B0000"  # duplicate key in the last record
     with pytest.raises(IngestError, match="not unique: 'B0000'"):
-        ingest_file(conn, settings, write_geojson(tmp_path / "b.geojson", feats),
-                    layer=layer.slug)
+        ingest_file(
+            conn,
+            settings,
+            write_geojson(tmp_path / "b.geojson", feats),
+            layer=layer.slug,
+        )
     table = conn.execute("SELECT to_regclass('sdi_data.landsd_buildings')").fetchone()
     assert table == (None,)
     assert registry.list_versions(conn, layer.id) == []
@@ -191,16 +231,24 @@ def test_failure_leaves_nothing_behind(
 def test_failed_new_version_keeps_published_one(
     conn: Conn, settings: Settings, layer: registry.Layer, tmp_path: Path
 ) -> None:
-    ingest_file(conn, settings, write_geojson(tmp_path / "v1.geojson",
-                buildings(range(10))), layer=layer.slug)
+    ingest_file(
+        conn,
+        settings,
+        write_geojson(tmp_path / "v1.geojson", buildings(range(10))),
+        layer=layer.slug,
+    )
     registry.publish(conn, layer.slug, 1)
     bad = buildings(range(10))
     for f in bad:
         f["properties"]["EXTRA"] = "new column"
     bad[5]["properties"]["BLDG_ID"] = None
     with pytest.raises(IngestError, match="empty in 1 feature"):
-        ingest_file(conn, settings, write_geojson(tmp_path / "v2.geojson", bad),
-                    layer=layer.slug)
+        ingest_file(
+            conn,
+            settings,
+            write_geojson(tmp_path / "v2.geojson", bad),
+            layer=layer.slug,
+        )
     assert registry.get_layer(conn, layer.slug).published_version == 1
     assert [v.number for v in registry.list_versions(conn, layer.id)] == [1]
     columns = conn.execute(
@@ -216,20 +264,29 @@ def test_missing_key_column_is_refused(
 ) -> None:
     feats = [feature({"OTHER": 1}, {"type": "Point", "coordinates": [833000, 816000]})]
     with pytest.raises(IngestError, match="key column 'BLDG_ID'"):
-        ingest_file(conn, settings, write_geojson(tmp_path / "b.geojson", feats),
-                    layer=layer.slug)
+        ingest_file(
+            conn,
+            settings,
+            write_geojson(tmp_path / "b.geojson", feats),
+            layer=layer.slug,
+        )
 
 
 def test_type_change_widens_column_and_keeps_old_values(
     conn: Conn, settings: Settings, layer: registry.Layer, tmp_path: Path
 ) -> None:
-    ingest_file(conn, settings, write_geojson(tmp_path / "v1.geojson",
-                buildings(range(3))), layer=layer.slug)
+    ingest_file(
+        conn,
+        settings,
+        write_geojson(tmp_path / "v1.geojson", buildings(range(3))),
+        layer=layer.slug,
+    )
     feats = buildings(range(3))
     for f in feats:
         f["properties"]["STOREYS"] = "G/F + 3"
-    version = ingest_file(conn, settings, write_geojson(tmp_path / "v2.geojson", feats),
-                          layer=layer.slug)
+    version = ingest_file(
+        conn, settings, write_geojson(tmp_path / "v2.geojson", feats), layer=layer.slug
+    )
     types = {f["name"]: f["type"] for f in version.schema["fields"]}
     assert types["STOREYS"] == "text"
     old = conn.execute(
@@ -239,14 +296,31 @@ def test_type_change_widens_column_and_keeps_old_values(
     assert [r[0] for r in old] == ["1", "2", "3"]
 
 
-def test_awkward_attribute_names(conn: Conn, settings: Settings, tmp_path: Path) -> None:
+def test_awkward_attribute_names(
+    conn: Conn, settings: Settings, tmp_path: Path
+) -> None:
     agency = registry.create_agency(conn, "hyd", "Highways Department")
-    registry.create_layer(conn, agency, registry.LayerInput(
-        slug="hyd_odd", title_en="Odd", licence_id=registry.get_licence(conn, "odbl-1.0").id))
-    props = {"select": "s", 'na"me': "q", "名稱": "中文", "Robert'); DROP TABLE x;--": 1}
+    registry.create_layer(
+        conn,
+        agency,
+        registry.LayerInput(
+            slug="hyd_odd",
+            title_en="Odd",
+            licence_id=registry.get_licence(conn, "odbl-1.0").id,
+        ),
+    )
+    props = {
+        "select": "s",
+        'na"me': "q",
+        "名稱": "中文",
+        "Robert'); DROP TABLE x;--": 1,
+    }
     feats = [feature(props, {"type": "Point", "coordinates": [835000, 818000]})]
-    version = ingest_file(conn, settings, write_geojson(tmp_path / "o.geojson", feats),
-                          layer="hyd_odd")
+    version = ingest_file(
+        conn, settings, write_geojson(tmp_path / "o.geojson", feats), layer="hyd_odd"
+    )
     assert {f["name"] for f in version.schema["fields"]} == set(props)
-    row = conn.execute('SELECT "select", "na""me", "名稱" FROM sdi_data.hyd_odd').fetchone()
+    row = conn.execute(
+        'SELECT "select", "na""me", "名稱" FROM sdi_data.hyd_odd'
+    ).fetchone()
     assert row == ("s", "q", "中文")
