@@ -303,7 +303,8 @@ def _summary(
                    count(*) FILTER (WHERE _sdi_geom IS NULL),
                    array_agg(DISTINCT GeometryType(_sdi_geom))
                        FILTER (WHERE _sdi_geom IS NOT NULL),
-                   ST_Transform(ST_SetSRID(ST_Extent(_sdi_geom)::geometry, {srid}), 4326)
+                   ST_Transform(
+                       ST_SetSRID(ST_Extent(_sdi_geom)::geometry, {srid}), 4326)
             FROM {table}
             WHERE _sdi_from <= {n} AND (_sdi_to IS NULL OR _sdi_to > {n})
             """

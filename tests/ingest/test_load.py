@@ -186,7 +186,8 @@ def test_invalid_and_empty_geometries_are_repaired_and_counted(
             [833000, 816000],
         ]
     ]
-    feats = buildings(range(5)) + [
+    feats = [
+        *buildings(range(5)),
         feature(
             {"BLDG_ID": "BAD", "NAME_EN": "x", "NAME_TC": "蝴蝶", "STOREYS": 1},
             {"type": "Polygon", "coordinates": bowtie},
@@ -202,7 +203,8 @@ def test_invalid_and_empty_geometries_are_repaired_and_counted(
     assert version.report["empty"] == 1
     assert version.feature_count == 7
     row = conn.execute(
-        "SELECT bool_and(ST_IsValid(_sdi_geom)), count(DISTINCT GeometryType(_sdi_geom))"
+        "SELECT bool_and(ST_IsValid(_sdi_geom)),"
+        " count(DISTINCT GeometryType(_sdi_geom))"
         " FROM sdi_data.landsd_buildings WHERE _sdi_geom IS NOT NULL"
     ).fetchone()
     assert row == (True, 1)  # repaired bowtie is a multipolygon: all promoted
