@@ -163,6 +163,7 @@ def _merge(
     family: str | None,
     multi: bool,
     key_column: str | None,
+    first: bool = False,
 ) -> dict[str, int]:
     """Close changed/vanished rows and insert new/changed ones in one statement.
 
@@ -170,6 +171,7 @@ def _merge(
     an occurrence number) and its state is the hash of the source's own bytes
     (WKB and attribute text), so unchanged features are recognised without
     parsing their geometry; only inserted rows are parsed and repaired.
+    ``first``: the table is new, so every feature is simply inserted.
     Returns the diff counts.
     """
     table = table_id(slug)
@@ -193,53 +195,40 @@ def _merge(
         sql.SQL(", {}::{}").format(_attr(i), sql.SQL(f.pg_type))
         for i, f in enumerate(stored)
     )
-    # Both data-modifying CTEs see the snapshot before the statement, so "a
-    # current row with the same key and hash" means exactly "unchanged".
-    row = conn.execute(
-        sql.SQL(
-            """
-            WITH hashed AS (
-                SELECT *, md5(coalesce(_wkb, ''::bytea)
-                              || convert_to({row_text}, 'UTF8'))::uuid AS _hash
-                FROM _sdi_stage
-            ), f AS MATERIALIZED (
-                SELECT *, {key_expr} AS _key FROM hashed
-            ), closed AS (
-                UPDATE {table} t SET _sdi_to = {n}
-                WHERE t._sdi_to IS NULL AND NOT EXISTS (
-                    SELECT 1 FROM f WHERE f._key = t._sdi_key AND f._hash = t._sdi_hash)
-                RETURNING t._sdi_key
-            ), added AS (
-                INSERT INTO {table}
-                    (_sdi_key, _sdi_hash, _sdi_from, _sdi_geom, _sdi_repaired{columns})
-                SELECT f._key, f._hash, {n}, {geom},
-                       g IS NOT NULL AND NOT ST_IsEmpty(g) AND NOT ST_IsValid(g)
-                       {values}
-                FROM f CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(f._wkb, {srid}) AS g) p
-                WHERE NOT EXISTS (
-                    SELECT 1 FROM {table} t
-                    WHERE t._sdi_to IS NULL AND t._sdi_key = f._key
-                      AND t._sdi_hash = f._hash)
-                ORDER BY f._n
-                RETURNING _sdi_key
-            )
-            SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM added),
-                   (SELECT count(*) FROM closed JOIN added USING (_sdi_key)),
-                   (SELECT count(*) FROM f)
-            """
-        ).format(
-            row_text=row_text,
-            key_expr=key_expr,
-            table=table,
-            n=n,
-            columns=columns,
-            geom=_geometry_sql(srid, family, multi),
-            values=values,
-            srid=sql.Literal(srid),
+    hashed = sql.SQL(
+        """
+        WITH hashed AS (
+            SELECT *, md5(coalesce(_wkb, ''::bytea)
+                          || convert_to({row_text}, 'UTF8'))::uuid AS _hash
+            FROM _sdi_stage
+        ), f AS MATERIALIZED (
+            SELECT *, {key_expr} AS _key FROM hashed
         )
-    ).fetchone()
-    assert row is not None
-    closed, added, changed, total = (int(v) for v in row)
+        """
+    ).format(row_text=row_text, key_expr=key_expr)
+    insert = sql.SQL(
+        """
+        INSERT INTO {table}
+            (_sdi_key, _sdi_hash, _sdi_from, _sdi_geom, _sdi_repaired{columns})
+        SELECT f._key, f._hash, {n}, {geom},
+               g IS NOT NULL AND NOT ST_IsEmpty(g) AND NOT ST_IsValid(g)
+               {values}
+        FROM f CROSS JOIN LATERAL (SELECT ST_GeomFromWKB(f._wkb, {srid}) AS g) p
+        """
+    ).format(
+        table=table,
+        n=n,
+        columns=columns,
+        geom=_geometry_sql(srid, family, multi),
+        values=values,
+        srid=sql.Literal(srid),
+    )
+    if first:
+        with conn.cursor() as cur:
+            cur.execute(hashed + insert + sql.SQL(" ORDER BY f._n"))
+            closed, added, changed, total = 0, cur.rowcount, 0, cur.rowcount
+    else:
+        closed, added, changed, total = _merge_into(conn, table, n, hashed, insert)
     if family == "POLYGON" and not multi:
         # A repaired polygon can come back as a multipolygon: store one type.
         conn.execute(
@@ -256,6 +245,47 @@ def _merge(
         "removed": closed - changed,
         "unchanged": total - added,
     }
+
+
+def _merge_into(
+    conn: Connection[Any],
+    table: sql.Identifier,
+    n: sql.Literal,
+    hashed: sql.Composable,
+    insert: sql.Composable,
+) -> tuple[int, int, int, int]:
+    """Merge into a table that has current rows: (closed, added, changed, total).
+
+    Both data-modifying CTEs see the snapshot before the statement, so "a
+    current row with the same key and hash" means exactly "unchanged".
+    """
+    row = conn.execute(
+        hashed
+        + sql.SQL(
+            """
+            , closed AS (
+                UPDATE {table} t SET _sdi_to = {n}
+                WHERE t._sdi_to IS NULL AND NOT EXISTS (
+                    SELECT 1 FROM f WHERE f._key = t._sdi_key AND f._hash = t._sdi_hash)
+                RETURNING t._sdi_key
+            ), added AS (
+                {insert}
+                WHERE NOT EXISTS (
+                    SELECT 1 FROM {table} t
+                    WHERE t._sdi_to IS NULL AND t._sdi_key = f._key
+                      AND t._sdi_hash = f._hash)
+                ORDER BY f._n
+                RETURNING _sdi_key
+            )
+            SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM added),
+                   (SELECT count(*) FROM closed JOIN added USING (_sdi_key)),
+                   (SELECT count(*) FROM f)
+            """
+        ).format(table=table, n=n, insert=insert)
+    ).fetchone()
+    assert row is not None
+    closed, added, changed, total = (int(v) for v in row)
+    return closed, added, changed, total
 
 
 def _key_problem(conn: Connection[Any], key_column: str, index: int) -> IngestError:
@@ -446,20 +476,23 @@ def _load(
     key_index = names.index(target.key_column) if target.key_column else None
     try:
         # A savepoint, so that a key problem can be explained from the staged rows.
-        with conn.transaction(), _phase(timings, "merge"):
-            diff = _merge(
-                conn,
-                target.slug,
-                fields,
-                stored,
-                number,
-                srid=settings.storage_srid,
-                family=family,
-                multi=multi,
-                key_column=target.key_column,
-            )
+        with conn.transaction():
+            with _phase(timings, "merge"):
+                diff = _merge(
+                    conn,
+                    target.slug,
+                    fields,
+                    stored,
+                    number,
+                    srid=settings.storage_srid,
+                    family=family,
+                    multi=multi,
+                    key_column=target.key_column,
+                    first=new_table,
+                )
             if new_table:
-                create_indexes(conn, target.slug)
+                with _phase(timings, "index"):
+                    create_indexes(conn, target.slug)
     except (psycopg.errors.UniqueViolation, psycopg.errors.NotNullViolation) as exc:
         if target.key_column is None or key_index is None:
             raise
