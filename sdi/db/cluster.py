@@ -160,7 +160,10 @@ class Cluster:
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self.data_dir} "
-            "-c max_connections=200 -c shared_buffers=256MB -c fsync=on"
+            "-c max_connections=200 -c shared_buffers=256MB -c fsync=on "
+            # A single local node: no replication, so tables created and loaded
+            # in one transaction (a new layer) skip the WAL.
+            "-c wal_level=minimal -c max_wal_senders=0"
         )
         result = self._run(
             "pg_ctl",
