@@ -4,7 +4,7 @@ Plain functions ``f(conn, ...)`` over the ``sdi`` schema; the single source of
 truth from which the API configuration is derived.
 """
 
-from sdi.registry import audit
+from sdi.registry import audit, permissions
 from sdi.registry.agencies import (
     create_agency,
     create_user,
@@ -49,6 +49,7 @@ __all__ = [
     "User",
     "Version",
     "audit",
+    "permissions",
     "bump_generation",
     "create_agency",
     "create_layer",
