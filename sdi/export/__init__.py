@@ -1,0 +1,1 @@
+"""Export of layer versions (GeoPackage, GeoJSON)."""

@@ -1,0 +1,1 @@
+"""Background jobs: a PostgreSQL-backed queue and its worker."""
