@@ -107,7 +107,7 @@ def ingest(
                 crs=crs,
                 x_field=x_field,
                 y_field=y_field,
-                progress=lambda n: bar.update(task, completed=n),
+                progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
         diff = version.diff
         click.echo(

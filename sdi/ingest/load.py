@@ -40,7 +40,8 @@ __all__ = ["ingest_file"]
 
 LOGGER = logging.getLogger(__name__)
 
-Progress = Callable[[int], None]
+#: Called as ``progress(done, total)``; total is None when the reader cannot tell.
+Progress = Callable[[int, int | None], None]
 
 _COPY_TYPES = {
     "text": "text",
@@ -105,7 +106,7 @@ def _copy(conn: Connection[Any], source: Source, progress: Progress | None) -> i
                 n += 1
                 copy.write_row((n, wkb, *row))
             if progress is not None:
-                progress(n)
+                progress(n, source.info.feature_count)
     return n
 
 
