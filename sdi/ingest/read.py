@@ -301,7 +301,7 @@ def _choose(
     choice = f"No dataset in it is called {layer!r}. " if layer is not None else ""
     raise IngestError(
         f"{archive} holds several datasets: {names}. {choice}Choose one with "
-        "--layer NAME, or upload them one per zip."
+        "--source-layer NAME, or upload them one per zip."
     )
 
 
@@ -1188,7 +1188,7 @@ def _choose_layer(ds: _Dataset, layer: str | None) -> str | None:
         if len(layers) > 1:
             raise IngestError(
                 f"{ds.name} has several layers: {', '.join(layers)}. Choose one "
-                "with --layer NAME."
+                "with --source-layer NAME."
             )
         return layers[0]
     if layer in layers:

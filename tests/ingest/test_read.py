@@ -268,7 +268,8 @@ def test_geopackage_with_several_layers_needs_a_choice(tmp_path: Path) -> None:
     with pytest.raises(IngestError) as caught:
         read_all(gpkg, tmp_path)
     assert caught.value.message == (
-        "data.gpkg has several layers: places, districts. Choose one with --layer NAME."
+        "data.gpkg has several layers: places, districts. Choose one with "
+        "--source-layer NAME."
     )
     info, wkb, rows = read_all(gpkg, tmp_path, layer="districts")
     assert (info.format, info.layer, info.geometry_type) == (
@@ -826,7 +827,7 @@ def test_zip_with_two_shapefiles_needs_a_choice(tmp_path: Path) -> None:
         read_all(archive, tmp_path)
     assert caught.value.message == (
         "two.zip holds several datasets: lamps (Shapefile), roads (Shapefile). "
-        "Choose one with --layer NAME, or upload them one per zip."
+        "Choose one with --source-layer NAME, or upload them one per zip."
     )
     info, _, rows = read_all(archive, tmp_path, layer="lamps")
     assert (info.layer, len(rows)) == ("lamps", 3)
