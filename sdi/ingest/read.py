@@ -11,8 +11,9 @@ vectorised functions, never coordinate by coordinate in Python.
 
 Conventions the loader and users can rely on:
 
-* Attribute names are kept exactly; names starting with ``_sdi_`` and names
-  equal but for letter case are refused.
+* Attribute names are kept exactly; names starting with ``_sdi_``, names
+  equal but for letter case, and PostgreSQL's system column names (``xmin``,
+  ``ctid``, ...) are refused.
 * CSV files are read with fiona as text; sdi infers the column types itself
   (GDAL's detection turns codes such as ``"001"`` into the number 1), an
   empty cell is no value, and the coordinate columns are consumed by the
@@ -78,6 +79,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = (
 
 #: Attribute names starting with this (in any case) belong to sdi.
 RESERVED_PREFIX = "_sdi_"
+#: Column names every PostgreSQL table already has; a table cannot add them.
+_SYSTEM_COLUMNS = frozenset({"tableoid", "xmin", "cmin", "xmax", "cmax", "ctid"})
 
 Kind = Literal["shapefile", "gpkg", "geojson", "csv", "filegdb"]
 
@@ -1125,6 +1128,13 @@ def _check_names(names: Sequence[str], what: str) -> None:
             f"{what} has attribute(s) named {', '.join(map(repr, reserved))}: names "
             f"starting with {RESERVED_PREFIX!r} are reserved for sdi. Rename them "
             "and upload again."
+        )
+    system = [n for n in names if n in _SYSTEM_COLUMNS]
+    if system:
+        raise IngestError(
+            f"{what} has attribute(s) named {', '.join(map(repr, system))}: "
+            "PostgreSQL uses these names for its own columns. Rename them (e.g. "
+            f"{system[0] + '_'!r}) and upload again."
         )
     seen: dict[str, str] = {}
     for n in names:
