@@ -1,22 +1,42 @@
-"""Admin app factory."""
+"""Admin app factory.
+
+Pages are blueprints: every module of ``sdi.admin`` that defines a module-level
+``bp`` (a :class:`flask.Blueprint`) is registered, so a new page module needs
+no edit here. The JSON API (``sdi.admin.api``) is mounted at ``/api``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask
-from flask_login import LoginManager
+from flask import Blueprint, Flask
 from flask_wtf import CSRFProtect
 
-from sdi import registry
-from sdi.admin.auth import SessionUser
-from sdi.admin.auth import bp as auth_bp
-from sdi.admin.db import pool
-from sdi.admin.layers import bp as layers_bp
+import sdi.admin
+from sdi.admin import auth, errors
+from sdi.admin.api import register_api
+from sdi.registry import permissions
 from sdi.settings import Settings
 
 __all__ = ["create_app"]
+
+# Modules of sdi.admin that are not page blueprints.
+_NOT_PAGES = frozenset({"app", "api", "auth", "db", "errors"})
+
+
+def _page_blueprints() -> list[Blueprint]:
+    found = []
+    for module in sorted(pkgutil.iter_modules(sdi.admin.__path__), key=str):
+        if module.name in _NOT_PAGES or module.ispkg:
+            continue
+        mod = importlib.import_module(f"sdi.admin.{module.name}")
+        blueprint = getattr(mod, "bp", None)
+        if isinstance(blueprint, Blueprint):
+            found.append(blueprint)
+    return found
 
 
 def create_app(settings: Settings) -> Flask:
@@ -24,31 +44,29 @@ def create_app(settings: Settings) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
+        PERMANENT_SESSION_LIFETIME=auth.SESSION_ABSOLUTE,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.public_url.startswith("https://"),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        # CSRF tokens live as long as the session may.
+        WTF_CSRF_TIME_LIMIT=int(timedelta(hours=8).total_seconds()),
     )
     app.extensions["sdi_settings"] = settings
-    CSRFProtect(app)
-    login = LoginManager(app)
-    login.login_view = "auth.login"
-
-    @login.user_loader
-    def load_user(user_id: str) -> SessionUser | None:
-        with pool(app).connection() as conn:
-            row = conn.execute(
-                "SELECT email FROM sdi.users WHERE id = %s AND active", (int(user_id),)
-            ).fetchone()
-            if row is None:
-                return None
-            user = registry.get_user_by_email(conn, row[0])
-        return SessionUser(user) if user else None
+    csrf = CSRFProtect(app)
+    auth.init_login(app)
+    errors.register(app)
 
     @app.context_processor
     def inject() -> dict[str, Any]:
-        return {"public_url": settings.public_url}
+        return {
+            "public_url": settings.public_url,
+            "can": permissions.can,
+            "Action": permissions.Action,
+        }
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(layers_bp)
+    app.register_blueprint(auth.bp)
+    for blueprint in _page_blueprints():
+        app.register_blueprint(blueprint)
+    register_api(app, csrf)
     return app

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import (
     Blueprint,
+    Flask,
     current_app,
     flash,
     redirect,
@@ -11,7 +14,13 @@ from flask import (
     request,
     url_for,
 )
-from flask_login import UserMixin, login_required, login_user, logout_user
+from flask_login import (
+    LoginManager,
+    UserMixin,
+    login_required,
+    login_user,
+    logout_user,
+)
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import EmailField, PasswordField
@@ -22,9 +31,14 @@ from sdi.admin.db import pool
 from sdi.registry.models import User
 from sdi.registry.passwords import check_password
 
-__all__ = ["SessionUser", "bp"]
+__all__ = ["SESSION_ABSOLUTE", "SESSION_IDLE", "SessionUser", "bp", "init_login"]
 
 bp = Blueprint("auth", __name__)
+
+#: A session ends this long after sign-in, however active.
+SESSION_ABSOLUTE = timedelta(hours=8)
+#: A session ends after this long without a request.
+SESSION_IDLE = timedelta(minutes=30)
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
@@ -36,6 +50,23 @@ class SessionUser(UserMixin):  # type: ignore[misc]
     def get_id(self) -> str:
         """Flask-Login's session key."""
         return str(self.user.id)
+
+
+def init_login(app: Flask) -> None:
+    """Flask-Login for ``app``: loads active users only."""
+    login = LoginManager(app)
+    login.login_view = "auth.login"
+
+    @login.user_loader
+    def load_user(user_id: str) -> SessionUser | None:
+        with pool(app).connection() as conn:
+            row = conn.execute(
+                "SELECT email FROM sdi.users WHERE id = %s AND active", (int(user_id),)
+            ).fetchone()
+            if row is None:
+                return None
+            user = registry.get_user_by_email(conn, row[0])
+        return SessionUser(user) if user else None
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]

@@ -4,7 +4,7 @@ Plain functions ``f(conn, ...)`` over the ``sdi`` schema; the single source of
 truth from which the API configuration is derived.
 """
 
-from sdi.registry import audit, permissions
+from sdi.registry import audit, permissions, tokens
 from sdi.registry.agencies import (
     create_agency,
     create_user,
@@ -32,6 +32,7 @@ from sdi.registry.models import (
     Version,
 )
 from sdi.registry.publication import bump_generation, current_generation
+from sdi.registry.tokens import ApiToken
 from sdi.registry.versions import (
     get_version,
     insert_version,
@@ -42,6 +43,7 @@ from sdi.registry.versions import (
 __all__ = [
     "Agency",
     "ApiKey",
+    "ApiToken",
     "AuditEntry",
     "Layer",
     "LayerInput",
@@ -68,6 +70,7 @@ __all__ = [
     "list_licences",
     "list_versions",
     "publish",
+    "tokens",
     "unpublish",
     "update_layer",
 ]
