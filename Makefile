@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SYS_STAMP := var/.system-deps
+ASSETS := sdi/api/static/vendor/.built
 
-.PHONY: run test stop deps lint typecheck contracts pytest bench clean help
+.PHONY: run test stop deps assets lint typecheck contracts pytest bench clean help
 
 help:
 	@echo "make run   - install what is missing, start PostGIS, load the demo, serve on :$${SDI_PORT:-5000}"
@@ -23,7 +24,14 @@ $(STAMP): pyproject.toml scripts/find-python | $(SYS_STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $@
 
-deps: $(SYS_STAMP) $(STAMP)
+# Front-end libraries of the HTML pages, from npm into the package (no CDN).
+$(ASSETS): frontend/package.json frontend/package-lock.json scripts/build-assets | $(SYS_STAMP)
+	./scripts/build-assets
+	@touch $@
+
+assets: $(ASSETS)
+
+deps: $(SYS_STAMP) $(STAMP) assets
 
 run: deps
 	$(BIN)/sdi up
