@@ -37,6 +37,11 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_POOL_MAX": "Largest number of database connections per process (default 8).",
     "SDI_LIMIT_DEFAULT": "Default page size of item requests (default 10).",
     "SDI_LIMIT_MAX": "Largest page size of item requests (default 10000).",
+    "SDI_BASEMAP_URL": "Tile URL template ({z}/{x}/{y}) of the basemap under the "
+    "maps of the HTML pages, fetched by the browser. Unset (default): no basemap, "
+    "features are drawn on a plain background with a scale.",
+    "SDI_BASEMAP_ATTRIBUTION": "Attribution (HTML) shown with SDI_BASEMAP_URL's "
+    "tiles (default empty).",
 }
 
 
@@ -61,6 +66,8 @@ class Settings:
     pool_max: int = 8
     limit_default: int = 10
     limit_max: int = 10_000
+    basemap_url: str = ""
+    basemap_attribution: str = ""
 
     @property
     def pg_dir(self) -> Path:
@@ -117,4 +124,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pool_max=_int(env, "SDI_POOL_MAX", defaults.pool_max),
         limit_default=_int(env, "SDI_LIMIT_DEFAULT", defaults.limit_default),
         limit_max=_int(env, "SDI_LIMIT_MAX", defaults.limit_max),
+        basemap_url=env.get("SDI_BASEMAP_URL") or "",
+        basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
     )

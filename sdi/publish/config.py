@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sdi.settings import Settings
 
 __all__ = [
     "BASE_CONFIG_NAME",
+    "TEMPLATES_DIR",
     "ConfigError",
     "base_config_path",
     "build_config",
@@ -30,6 +32,10 @@ __all__ = [
 LOGGER = logging.getLogger(__name__)
 
 BASE_CONFIG_NAME = "pygeoapi.yml"
+
+#: sdi's HTML templates (``sdi/api/templates``), searched before pygeoapi's own.
+#: Named by path, not imported: the API layer sits above this one.
+TEMPLATES_DIR = str(files("sdi").joinpath("api", "templates"))
 
 
 class ConfigError(SdiError):
@@ -64,6 +70,13 @@ def load_base_config(settings: Settings) -> dict[str, Any]:
     limits["max_items"] = settings.limit_max
     limits.setdefault("on_exceed", "throttle")
     server["limits"] = limits
+    server["templates"] = {"path": TEMPLATES_DIR}
+    # pygeoapi requires server.map; an empty URL means "no basemap" to our
+    # templates, so pages fetch nothing from other hosts unless asked to.
+    server["map"] = {
+        "url": settings.basemap_url,
+        "attribution": settings.basemap_attribution,
+    }
     config["resources"] = dict(config.get("resources") or {})
     return config
 
