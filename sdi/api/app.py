@@ -8,6 +8,11 @@ of the current publication (:class:`sdi.api.live.LiveApi`), the way
 
 Works mounted at ``/`` (the lead mounts the admin app under ``/admin``); links
 are built from ``settings.public_url``.
+
+``/static`` serves pygeoapi's static files (its css and images) and, under
+``/static/vendor``, the front-end libraries that ``scripts/build-assets``
+bundles from npm for sdi's templates (``sdi/api/templates``): the pages load
+nothing from other hosts.
 """
 
 from __future__ import annotations
@@ -24,7 +29,14 @@ import pygeoapi.api as core_api
 import pygeoapi.api.itemtypes as itemtypes_api
 import pygeoapi.api.processes as processes_api
 import pygeoapi.api.tiles as tiles_api
-from flask import Flask, Response, current_app, make_response, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    make_response,
+    request,
+    send_from_directory,
+)
 from pygeoapi.api import API, APIRequest, apply_gzip
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
@@ -41,6 +53,8 @@ LOGGER = logging.getLogger(__name__)
 #: Where the app keeps its :class:`LiveApi` in ``app.extensions``.
 EXTENSION_KEY = "sdi_live_api"
 _STATIC = Path(pygeoapi.__file__).parent / "static"
+#: Front-end libraries bundled by ``scripts/build-assets`` (not in git).
+_VENDOR = Path(__file__).parent / "static" / "vendor"
 
 ApiFunction = Callable[..., tuple[dict[str, Any], int, str | bytes]]
 
@@ -100,6 +114,39 @@ def _check_database_env(settings: Settings) -> None:
         )
 
 
+def _register_vendor(app: Flask) -> None:
+    """Serve ``/static/vendor/...`` from the bundle, ahead of pygeoapi's static."""
+    if not _VENDOR.is_dir():
+        LOGGER.warning(
+            "front-end libraries missing from %s: HTML pages will lack styles and "
+            "maps (run scripts/build-assets)",
+            _VENDOR,
+        )
+
+    @app.get("/static/vendor/<path:filename>")
+    def vendor_asset(filename: str) -> Response:
+        return send_from_directory(_VENDOR, filename)
+
+
+def _with_our_templates(function: ApiFunction) -> ApiFunction:
+    """``function``, rendering its HTML with sdi's templates too.
+
+    pygeoapi 0.24 renders the TileMatrixSets pages with ``api.tpl_config`` (the
+    whole configuration) where the template settings belong, so they miss
+    ``server.templates`` and fall back to pygeoapi's ``_base.html``, which loads
+    Bootstrap from a CDN. A top-level ``path`` in that copy of the
+    configuration (idempotent; nothing else reads it) points them at ours.
+    """
+
+    def call(
+        api: API, api_request: APIRequest, *args: Any
+    ) -> tuple[dict[str, Any], int, str | bytes]:
+        api.tpl_config.setdefault("path", api.config["server"]["templates"]["path"])
+        return function(api, api_request, *args)
+
+    return call
+
+
 def _register_routes(app: Flask) -> None:
     @app.get("/")
     def landing_page() -> Response:
@@ -115,11 +162,11 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/TileMatrixSets")
     def tilematrixsets() -> Response:
-        return _execute(tiles_api.tilematrixsets)
+        return _execute(_with_our_templates(tiles_api.tilematrixsets))
 
     @app.get("/TileMatrixSets/<tms_id>")
     def tilematrixset(tms_id: str) -> Response:
-        return _execute(tiles_api.tilematrixset, tms_id)
+        return _execute(_with_our_templates(tiles_api.tilematrixset), tms_id)
 
     @app.get("/processes")
     def processes() -> Response:
@@ -199,6 +246,7 @@ def create_app(
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
+    _register_vendor(app)
     _register_routes(app)
     _register_cors(app)
     _register_errors(app)
