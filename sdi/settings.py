@@ -37,6 +37,11 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_POOL_MAX": "Largest number of database connections per process (default 8).",
     "SDI_LIMIT_DEFAULT": "Default page size of item requests (default 10).",
     "SDI_LIMIT_MAX": "Largest page size of item requests (default 10000).",
+    "SDI_RASTER_DIR": "Where raster layers are kept as Cloud Optimized GeoTIFFs, "
+    "one file per version (default: SDI_VAR_DIR/rasters).",
+    "SDI_MAX_COVERAGE_CELLS": "Most cells (width x height x bands) one coverage "
+    "request may return; larger requests are refused with a 400 "
+    "(default 16777216, i.e. 4096 x 4096 x 1).",
     "SDI_BASEMAP_URL": "Tile URL template ({z}/{x}/{y}) of the basemap under the "
     "maps of the HTML pages, fetched by the browser. Unset (default): no basemap, "
     "features are drawn on a plain background with a scale.",
@@ -66,6 +71,8 @@ class Settings:
     pool_max: int = 8
     limit_default: int = 10
     limit_max: int = 10_000
+    raster_root: Path | None = None
+    max_coverage_cells: int = 4096 * 4096
     basemap_url: str = ""
     basemap_attribution: str = ""
 
@@ -78,6 +85,11 @@ class Settings:
     def upload_dir(self) -> Path:
         """Where uploads are spooled before ingestion."""
         return self.var_dir / "uploads"
+
+    @property
+    def raster_dir(self) -> Path:
+        """Where raster versions are stored (``SDI_RASTER_DIR`` or ``var/rasters``)."""
+        return self.raster_root or self.var_dir / "rasters"
 
     @property
     def public_url(self) -> str:
@@ -124,6 +136,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         pool_max=_int(env, "SDI_POOL_MAX", defaults.pool_max),
         limit_default=_int(env, "SDI_LIMIT_DEFAULT", defaults.limit_default),
         limit_max=_int(env, "SDI_LIMIT_MAX", defaults.limit_max),
+        raster_root=(
+            Path(env["SDI_RASTER_DIR"]).resolve() if env.get("SDI_RASTER_DIR") else None
+        ),
+        max_coverage_cells=_int(
+            env, "SDI_MAX_COVERAGE_CELLS", defaults.max_coverage_cells
+        ),
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
     )
