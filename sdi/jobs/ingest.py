@@ -1,0 +1,186 @@
+"""Ingestion as a job: spool the upload, queue it, and (in the worker) load it.
+
+An upload is written to ``<upload_dir>/spool/<token>/<its name>`` by whoever
+receives it (the admin app streams it there), queued with
+:func:`enqueue_ingest`, and loaded by a worker through
+:func:`sdi.ingest.ingest_file`, the same function ``sdi ingest`` calls. The
+spool directory is removed once the job has succeeded or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import shutil
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from psycopg import Connection
+
+from sdi.ingest import ingest_file
+from sdi.jobs.queue import Job, enqueue
+from sdi.registry import audit
+from sdi.registry.models import Layer
+from sdi.settings import Settings
+
+__all__ = [
+    "INGEST",
+    "OPTIONS",
+    "discard_upload",
+    "enqueue_ingest",
+    "run_ingest",
+    "spool_dir",
+    "spool_path",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+#: The job kind.
+INGEST = "ingest"
+#: Options of :func:`sdi.ingest.ingest_file` a job may carry.
+OPTIONS = ("source_layer", "encoding", "crs", "x_field", "y_field", "note")
+
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_MAX_NAME = 120
+
+
+def spool_dir(settings: Settings) -> Path:
+    """Where uploads wait for their job."""
+    return settings.upload_dir / "spool"
+
+
+def _safe_name(filename: str) -> str:
+    """The last component of an uploaded file's name, without anything risky.
+
+    Chinese and other letters stay (they appear in messages to the user);
+    separators, control characters and leading dots go.
+    """
+    name = PurePosixPath(filename.replace("\\", "/")).name
+    name = "".join(
+        c for c in name if unicodedata.category(c)[0] != "C" and c not in "/:"
+    )
+    name = name.strip().lstrip(".")
+    if len(name) > _MAX_NAME:
+        stem, dot, suffix = name.rpartition(".")
+        keep = suffix if dot and len(suffix) <= 10 else ""
+        name = stem[: _MAX_NAME - len(keep) - 1] + ("." + keep if keep else "")
+    return name or "upload"
+
+
+def spool_path(settings: Settings, filename: str) -> Path:
+    """A fresh path for an upload called ``filename`` (its directory is created)."""
+    directory = spool_dir(settings) / secrets.token_hex(16)
+    directory.mkdir(parents=True, mode=0o700)
+    return directory / _safe_name(filename)
+
+
+def _spool_entry(settings: Settings, path: Path) -> Path | None:
+    """The per-upload directory holding ``path``, if it is one of ours."""
+    root = spool_dir(settings).resolve()
+    try:
+        parent = path.resolve().parent
+    except OSError:
+        return None
+    if parent.parent == root and _TOKEN.match(parent.name):
+        return parent
+    return None
+
+
+def discard_upload(settings: Settings, path: Path | str) -> None:
+    """Remove a spooled upload and its directory (anything else is left alone)."""
+    entry = _spool_entry(settings, Path(path))
+    if entry is None:
+        LOGGER.warning("not removing %s: not a spooled upload", path)
+        return
+    shutil.rmtree(entry, ignore_errors=True)
+
+
+def enqueue_ingest(
+    conn: Connection[Any],
+    settings: Settings,
+    layer: Layer,
+    path: Path,
+    *,
+    filename: str,
+    user_id: int | None,
+    actor: str,
+    options: dict[str, str | None] | None = None,
+) -> Job:
+    """Queue the spooled upload ``path`` as the next version of ``layer``.
+
+    The caller has checked the user's permission. The upload is recorded in
+    the audit log in the same transaction as the job.
+    """
+    if _spool_entry(settings, path) is None:
+        raise ValueError(f"{path} is not a spooled upload (see spool_path)")
+    extra = {k: v for k, v in (options or {}).items() if v}
+    unknown = set(extra) - set(OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown ingest options: {sorted(unknown)}")
+    size = path.stat().st_size
+    payload: dict[str, Any] = {
+        "path": str(path),
+        "filename": filename,
+        "layer": layer.slug,
+        "bytes": size,
+        "actor": actor,
+        **extra,
+    }
+    with conn.transaction():
+        job = enqueue(
+            conn,
+            INGEST,
+            payload,
+            layer_id=layer.id,
+            created_by=user_id,
+            message="Waiting for a worker",
+        )
+        audit.record(
+            conn,
+            "upload",
+            "layer",
+            layer.slug,
+            actor=actor,
+            user_id=user_id,
+            details={"job": job.id, "file": filename, "bytes": size},
+        )
+    return job
+
+
+def run_ingest(
+    conn: Connection[Any],
+    settings: Settings,
+    job: Job,
+    progress: Callable[[int, int | None], None],
+) -> tuple[dict[str, Any], str]:
+    """Load a job's upload (in the caller's transaction): ``(result, message)``."""
+    payload = job.payload
+    version = ingest_file(
+        conn,
+        settings,
+        Path(payload["path"]),
+        layer=payload["layer"],
+        filename=payload.get("filename"),
+        user_id=job.created_by,
+        actor=payload.get("actor", "worker"),
+        progress=progress,
+        **{k: payload.get(k) for k in OPTIONS if k != "note"},
+        note=payload.get("note") or "",
+    )
+    diff = version.diff
+    result = {
+        "layer": payload["layer"],
+        "version": version.number,
+        "feature_count": version.feature_count,
+        "diff": diff,
+        "repaired": version.report.get("repaired", 0),
+    }
+    message = (
+        f"Version {version.number}: {version.feature_count:,} features "
+        f"(+{diff.get('added', 0)} ~{diff.get('changed', 0)} "
+        f"-{diff.get('removed', 0)})"
+    )
+    return result, message
