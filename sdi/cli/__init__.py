@@ -11,6 +11,7 @@ from sdi.cli.db import db
 from sdi.cli.demo import demo
 from sdi.cli.layers import ingest, layers, publish, unpublish, versions
 from sdi.cli.serve import serve, up
+from sdi.cli.worker import worker
 from sdi.settings import load_settings
 
 __all__ = ["cli", "main"]
@@ -44,6 +45,7 @@ for command in (
     serve,
     up,
     demo,
+    worker,
 ):
     cli.add_command(command)
 

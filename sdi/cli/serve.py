@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from typing import Any
 
@@ -93,4 +94,16 @@ def up(settings: Settings, no_demo: bool) -> None:
             summary = load_demo(conn, settings)
             click.echo(str(summary))
         write_collections(conn, settings)
+    _start_worker(settings)
     _gunicorn(settings)
+
+
+def _start_worker(settings: Settings) -> None:
+    """Start ``sdi worker`` beside the server.
+
+    In our process group, so Ctrl-C stops both; it also stops by itself when
+    this process (gunicorn, after the exec) is gone.
+    """
+    sdi = os.path.join(os.path.dirname(sys.executable), "sdi")
+    env = dict(os.environ, SDI_DATABASE_URL=resolve_database_url(settings))
+    subprocess.Popen([sdi, "worker", "--parent-pid", str(os.getpid())], env=env)
