@@ -635,3 +635,62 @@ def make_many_members_zip(directory: Path, count: int) -> Path:
         for i in range(count):
             zf.writestr(f"f{i}.txt", b"x")
     return archive
+
+
+# -- helpers for end-to-end ingestion tests --------------------------------------
+
+
+def make_places_shapefile_zip(
+    directory: Path,
+    indexes: Sequence[int],
+    *,
+    name: str = "places",
+    renamed: Mapping[int, str] | None = None,
+    moved: Mapping[int, tuple[float, float]] | None = None,
+) -> Path:
+    """A zipped point Shapefile (EPSG:2326, UTF-8) of the chosen sample places.
+
+    For a later version of a layer whose diff is known: ``renamed`` gives
+    place i a new Chinese name, ``moved`` shifts it by (east, north) metres.
+    """
+    renamed = renamed or {}
+    moved = moved or {}
+    src = directory / f"_{name}_parts"
+    src.mkdir(parents=True, exist_ok=True)
+    shp = src / f"{name}.shp"
+    schema = {"geometry": "Point", "properties": PLACE_SCHEMA}
+    with fiona.open(
+        shp,
+        "w",
+        driver="ESRI Shapefile",
+        crs="EPSG:2326",
+        schema=schema,
+        encoding="utf-8",
+    ) as dst:
+        for i in indexes:
+            props = place_properties(i)
+            if i in renamed:
+                props["NAME_TC"] = renamed[i]
+            e, n = hk80(*place(i)[2:])
+            de, dn = moved.get(i, (0.0, 0.0))
+            dst.write(
+                {
+                    "geometry": {"type": "Point", "coordinates": (e + de, n + dn)},
+                    "properties": props,
+                }
+            )
+    archive = zip_files(directory / f"{name}.zip", shapefile_parts(shp))
+    shutil.rmtree(src)
+    return archive
+
+
+def make_empty_file(directory: Path, name: str) -> Path:
+    """A 0-byte file called ``name``."""
+    path = directory / name
+    path.write_bytes(b"")
+    return path
+
+
+def make_zip_in_zip(directory: Path, inner: Path, *, name: str = "outer.zip") -> Path:
+    """A zip holding the zip ``inner`` (as agencies' download portals produce)."""
+    return zip_files(directory / name, [inner])
