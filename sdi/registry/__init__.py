@@ -4,13 +4,14 @@ Plain functions ``f(conn, ...)`` over the ``sdi`` schema; the single source of
 truth from which the API configuration is derived.
 """
 
-from sdi.registry import audit, permissions, tokens
+from sdi.registry import apikeys, audit, permissions, throttle, tokens, users
 from sdi.registry.agencies import (
     create_agency,
     create_user,
     get_agency,
     get_user_by_email,
     list_agencies,
+    update_agency,
 )
 from sdi.registry.layers import (
     LayerInput,
@@ -21,7 +22,13 @@ from sdi.registry.layers import (
     unpublish,
     update_layer,
 )
-from sdi.registry.licences import get_licence, get_licence_by_id, list_licences
+from sdi.registry.licences import (
+    create_licence,
+    get_licence,
+    get_licence_by_id,
+    list_licences,
+    update_licence,
+)
 from sdi.registry.models import (
     Agency,
     ApiKey,
@@ -50,11 +57,13 @@ __all__ = [
     "Licence",
     "User",
     "Version",
+    "apikeys",
     "audit",
     "permissions",
     "bump_generation",
     "create_agency",
     "create_layer",
+    "create_licence",
     "create_user",
     "current_generation",
     "get_agency",
@@ -70,7 +79,11 @@ __all__ = [
     "list_licences",
     "list_versions",
     "publish",
+    "throttle",
     "tokens",
     "unpublish",
+    "update_agency",
     "update_layer",
+    "update_licence",
+    "users",
 ]

@@ -8,7 +8,7 @@ from psycopg import Connection, errors
 from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, ConflictError, NotFoundError
-from sdi.registry import audit
+from sdi.registry import audit, permissions
 from sdi.registry.models import ROLES, Agency, User
 from sdi.registry.passwords import hash_password
 
@@ -18,6 +18,7 @@ __all__ = [
     "get_agency",
     "get_user_by_email",
     "list_agencies",
+    "update_agency",
 ]
 
 _INSERT_AGENCY = """
@@ -31,6 +32,10 @@ INSERT INTO sdi.users (agency_id, email, name, password_hash, role)
 VALUES (%s, %s, %s, %s, %s) RETURNING *
 """
 _USER_BY_EMAIL = "SELECT * FROM sdi.users WHERE email = %s"
+_UPDATE_AGENCY = """
+UPDATE sdi.agencies SET name_en = %s, name_zh = %s, contact_email = %s
+WHERE code = %s RETURNING *
+"""
 
 
 def create_agency(
@@ -42,8 +47,17 @@ def create_agency(
     *,
     actor: str = "cli",
     user_id: int | None = None,
+    by: User | None = None,
 ) -> Agency:
-    """Register a department; ``code`` is short lower-case (``landsd``, ``td``)."""
+    """Register a department; ``code`` is short lower-case (``landsd``, ``td``).
+
+    ``by``: the signed-in user doing it (checked: platform admins only).
+    """
+    if by is not None:
+        permissions.require(by, permissions.Action.MANAGE_AGENCIES)
+        actor, user_id = by.email, by.id
+    if not name_en.strip():
+        raise BadInputError("An agency needs an English name.")
     try:
         with conn.transaction(), conn.cursor(row_factory=class_row(Agency)) as cur:
             cur.execute(_INSERT_AGENCY, (code, name_en, name_zh, contact_email))
@@ -130,3 +144,42 @@ def get_user_by_email(conn: Connection[Any], email: str) -> User | None:
     """The user with ``email`` (case-insensitive), or None."""
     with conn.cursor(row_factory=class_row(User)) as cur:
         return cur.execute(_USER_BY_EMAIL, (email.strip().lower(),)).fetchone()
+
+
+def update_agency(
+    conn: Connection[Any],
+    by: User,
+    code: str,
+    *,
+    name_en: str,
+    name_zh: str = "",
+    contact_email: str = "",
+) -> Agency:
+    """Change an agency's names and contact (platform admins only); audited."""
+    permissions.require(by, permissions.Action.MANAGE_AGENCIES)
+    if not name_en.strip():
+        raise BadInputError("An agency needs an English name.")
+    with conn.transaction():
+        before = get_agency(conn, code)
+        with conn.cursor(row_factory=class_row(Agency)) as cur:
+            agency = cur.execute(
+                _UPDATE_AGENCY,
+                (name_en.strip(), name_zh.strip(), contact_email.strip(), code),
+            ).fetchone()
+        assert agency is not None
+        changes = {
+            field: {"from": getattr(before, field), "to": getattr(agency, field)}
+            for field in ("name_en", "name_zh", "contact_email")
+            if getattr(before, field) != getattr(agency, field)
+        }
+        if changes:
+            audit.record(
+                conn,
+                "update",
+                "agency",
+                code,
+                actor=by.email,
+                user_id=by.id,
+                details=changes,
+            )
+    return agency
