@@ -63,7 +63,9 @@ def ingest(
     FILE: zipped Shapefile, GeoPackage, GeoJSON, CSV, or zipped FileGDB.
     """
     console = Console(stderr=True)
-    with connect(settings) as conn:
+    # One transaction: a file that fails to load leaves no new layer behind.
+    with connect(settings) as conn, conn.transaction():
+        registered: str | None = None
         try:
             layer = registry.get_layer(conn, slug)
         except NotFoundError:
@@ -87,7 +89,7 @@ def ingest(
                     visibility="restricted" if restricted else "public",
                 ),
             )
-            console.print(f"Registered layer [bold]{slug}[/] for {owner.code}")
+            registered = owner.code
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -109,6 +111,8 @@ def ingest(
                 y_field=y_field,
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
+        if registered:
+            console.print(f"Registered layer [bold]{slug}[/] for {registered}")
         diff = version.diff
         click.echo(
             f"{slug} version {version.number}: {version.feature_count} features "

@@ -474,6 +474,11 @@ def _load(
         raise IngestError(f"{source_filename} holds no features.")
     with _phase(timings, "check_types"):
         family, multi = _geometry_family(conn)
+    if family is None:
+        raise IngestError(
+            f"{source_filename} has no geometries (every feature's is empty or "
+            "missing); sdi publishes spatial layers only."
+        )
     key_index = names.index(target.key_column) if target.key_column else None
     try:
         # A savepoint, so that a key problem can be explained from the staged rows.
@@ -498,6 +503,14 @@ def _load(
         if target.key_column is None or key_index is None:
             raise
         raise _key_problem(conn, target.key_column, key_index) from exc
+    except psycopg.errors.ProgramLimitExceeded as exc:
+        if target.key_column is None:
+            raise
+        raise IngestError(
+            f"Key column {target.key_column!r} has values too long to index "
+            "(PostgreSQL allows about 2,700 bytes per key); choose a shorter "
+            "key column."
+        ) from exc
     with _phase(timings, "analyze"):
         conn.execute(sql.SQL("ANALYZE {}").format(table_id(target.slug)))
     with _phase(timings, "summary"):

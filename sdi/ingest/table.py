@@ -87,6 +87,26 @@ def _merged_type(old: str, new: str) -> str:
     return "text"
 
 
+_MAX_COLUMNS = 1600  # PostgreSQL's limit per table, dropped columns included
+_USED_COLUMNS = """
+SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0
+"""
+
+
+def _check_column_budget(conn: Connection[Any], slug: str, new: list[Field]) -> None:
+    """Refuse a file whose attributes would take the table over 1600 columns."""
+    qualified = table_id(slug).as_string(conn)
+    row = conn.execute(_USED_COLUMNS, (qualified,)).fetchone()
+    used = int(row[0]) if row else 0
+    if used + len(new) > _MAX_COLUMNS:
+        raise IngestError(
+            f"{len(new)} attributes of this file are new to the layer; with its "
+            f"{used} existing columns that is over PostgreSQL's limit of "
+            f"{_MAX_COLUMNS} columns per table. Drop attributes the layer does "
+            "not need."
+        )
+
+
 def reconcile_columns(
     conn: Connection[Any], slug: str, fields: list[Field], existing: dict[str, str]
 ) -> list[Field]:
@@ -95,6 +115,7 @@ def reconcile_columns(
     Earlier versions keep their rows: a column whose type changes is widened
     (integer to double precision, anything else to text) so old values survive.
     """
+    _check_column_budget(conn, slug, [f for f in fields if f.name not in existing])
     stored: list[Field] = []
     for f in fields:
         if len(f.name.encode()) > _MAX_IDENTIFIER_BYTES:
