@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from sdi.errors import IngestError, TooLargeError
 from sdi.settings import Settings
 
-__all__ = ["is_zip", "unpack_zip"]
+__all__ = ["check_zip", "is_zip", "unpack_zip"]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -108,6 +108,50 @@ def _ignored(parts: tuple[str, ...]) -> bool:
     return not parts or parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
 
 
+def _open(archive: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise IngestError(
+            f"{archive.name} is not a valid zip archive ({exc})."
+        ) from exc
+
+
+def _members(zf: zipfile.ZipFile, name: str, settings: Settings) -> list[_Member]:
+    """The data members of an opened zip, after every check made before writing."""
+    infos = zf.infolist()
+    if len(infos) > settings.max_zip_members:
+        raise TooLargeError(
+            f"{name} holds {len(infos)} files; at most "
+            f"{settings.max_zip_members} are accepted in one zip."
+        )
+    members = []
+    for info in infos:
+        parts = _check_member(info, name)
+        if info.is_dir() or _ignored(parts):
+            continue
+        members.append(_Member(info, parts))
+    if not members:
+        raise IngestError(f"{name} is empty: it holds no data files.")
+    declared = sum(m.info.file_size for m in members)
+    if declared > settings.max_unpacked_bytes:
+        raise TooLargeError(
+            f"{name} would unpack to {_human(declared)}, over the limit of "
+            f"{_human(settings.max_unpacked_bytes)}."
+        )
+    return members
+
+
+def check_zip(archive: Path, *, settings: Settings) -> None:
+    """Refuse what :func:`unpack_zip` refuses before writing anything.
+
+    Reads only the zip's directory, so it is cheap enough to run when an
+    upload arrives (the admin app does, to answer a bad zip at once).
+    """
+    with _open(archive) as zf:
+        _members(zf, archive.name, settings)
+
+
 def unpack_zip(archive: Path, dest: Path, *, settings: Settings) -> list[Path]:
     """Unpack ``archive`` into the directory ``dest``; return the files written.
 
@@ -121,31 +165,8 @@ def unpack_zip(archive: Path, dest: Path, *, settings: Settings) -> list[Path]:
     name = archive.name
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise IngestError(f"{name} is not a valid zip archive ({exc}).") from exc
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > settings.max_zip_members:
-            raise TooLargeError(
-                f"{name} holds {len(infos)} files; at most "
-                f"{settings.max_zip_members} are accepted in one zip."
-            )
-        members = []
-        for info in infos:
-            parts = _check_member(info, name)
-            if info.is_dir() or _ignored(parts):
-                continue
-            members.append(_Member(info, parts))
-        if not members:
-            raise IngestError(f"{name} is empty: it holds no data files.")
-        declared = sum(m.info.file_size for m in members)
-        if declared > settings.max_unpacked_bytes:
-            raise TooLargeError(
-                f"{name} would unpack to {_human(declared)}, over the limit of "
-                f"{_human(settings.max_unpacked_bytes)}."
-            )
+    with _open(archive) as zf:
+        members = _members(zf, name, settings)
         written: list[Path] = []
         budget = settings.max_unpacked_bytes
         for member in members:
