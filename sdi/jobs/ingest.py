@@ -20,7 +20,9 @@ from typing import Any
 
 from psycopg import Connection
 
+from sdi.errors import IngestError, TooLargeError
 from sdi.ingest import ingest_file
+from sdi.ingest.unpack import check_zip, is_zip
 from sdi.jobs.queue import Job, enqueue
 from sdi.registry import audit
 from sdi.registry.models import Layer
@@ -31,6 +33,7 @@ __all__ = [
     "OPTIONS",
     "discard_upload",
     "enqueue_ingest",
+    "precheck",
     "run_ingest",
     "spool_dir",
     "spool_path",
@@ -98,6 +101,25 @@ def discard_upload(settings: Settings, path: Path | str) -> None:
     shutil.rmtree(entry, ignore_errors=True)
 
 
+def precheck(settings: Settings, path: Path, filename: str) -> None:
+    """Refuse at once what ingestion would refuse without reading features.
+
+    Empty files, files over the upload limit, and zips that are broken or
+    hostile (``..`` or absolute members, symlinks, too many members, too big
+    unpacked; only the zip's directory is read). Raises ``IngestError``.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        raise IngestError(f"{filename} is empty (0 bytes).")
+    if size > settings.max_upload_bytes:
+        raise TooLargeError(
+            f"{filename} is {size:,} bytes; the limit is "
+            f"{settings.max_upload_bytes:,} (SDI_MAX_UPLOAD_BYTES)."
+        )
+    if is_zip(path) or path.suffix.lower() == ".zip":
+        check_zip(path, settings=settings)
+
+
 def enqueue_ingest(
     conn: Connection[Any],
     settings: Settings,
@@ -111,11 +133,13 @@ def enqueue_ingest(
 ) -> Job:
     """Queue the spooled upload ``path`` as the next version of ``layer``.
 
-    The caller has checked the user's permission. The upload is recorded in
-    the audit log in the same transaction as the job.
+    The caller has checked the user's permission. The file is checked first
+    (:func:`precheck`, IngestError); the upload is recorded in the audit log
+    in the same transaction as the job.
     """
     if _spool_entry(settings, path) is None:
         raise ValueError(f"{path} is not a spooled upload (see spool_path)")
+    precheck(settings, path, filename)
     extra = {k: v for k, v in (options or {}).items() if v}
     unknown = set(extra) - set(OPTIONS)
     if unknown:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from sdi import registry
+from sdi.errors import IngestError, TooLargeError
 from sdi.ingest.table import existing_columns
 from sdi.jobs import Job, enqueue_ingest, get_job, queue
 from sdi.registry.models import Layer, User
@@ -120,7 +121,21 @@ def test_a_bad_upload_fails_with_the_reason_and_leaves_nothing(
 ) -> None:
     make_file, reason = BAD_UPLOADS[case]
     layer = make_layer()
-    job = queue_upload(conn, settings, layer, editor, make_file(tmp_path))
+    source = make_file(tmp_path)
+    # Queued as is: enqueue_ingest would refuse the broken zips at once (see
+    # test_enqueue_refuses_what_cannot_load); the worker must cope all the same.
+    job = queue.enqueue(
+        conn,
+        "ingest",
+        {
+            "path": str(spool(settings, source)),
+            "filename": source.name,
+            "layer": layer.slug,
+            "actor": editor.email,
+        },
+        layer_id=layer.id,
+        created_by=editor.id,
+    )
     with running(fast_worker(settings)):
         done = wait_for(conn, job.id, finished)
     assert done.status == "failed" and done.result is None
@@ -130,6 +145,52 @@ def test_a_bad_upload_fails_with_the_reason_and_leaves_nothing(
     assert not table_exists(conn, layer.slug)
     assert spooled(settings) == []
     assert not (tmp_path / "evil.txt").exists()
+
+
+@pytest.mark.parametrize(
+    ("make_file", "error", "reason"),
+    [
+        (broken_zip, IngestError, r"^broken\.zip is not a valid zip archive"),
+        (files.make_zip_slip, IngestError, r"'\.\./evil\.txt' points outside"),
+        (files.make_zip_absolute, IngestError, r"has an absolute path"),
+        (files.make_zip_symlink, IngestError, r"is a symbolic link"),
+        (files.make_empty_zip, IngestError, r"^empty\.zip is empty"),
+        (files.make_fake_zip, IngestError, r"^notazip\.zip is not a valid zip"),
+        (
+            lambda d: files.make_empty_file(d, "nothing.geojson"),
+            IngestError,
+            r"^nothing\.geojson is empty \(0 bytes\)",
+        ),
+    ],
+)
+def test_enqueue_refuses_what_cannot_load(
+    make_file: Callable[[Path], Path],
+    error: type[Exception],
+    reason: str,
+    conn: Conn,
+    settings: Settings,
+    make_layer: Callable[..., Layer],
+    editor: User,
+    tmp_path: Path,
+) -> None:
+    layer = make_layer()
+    with pytest.raises(error, match=reason):
+        queue_upload(conn, settings, layer, editor, make_file(tmp_path))
+    assert queue.list_jobs(conn) == []
+
+
+def test_enqueue_refuses_a_file_over_the_limit(
+    conn: Conn,
+    settings: Settings,
+    make_layer: Callable[..., Layer],
+    editor: User,
+    tmp_path: Path,
+) -> None:
+    layer = make_layer()
+    small = settings.with_(max_upload_bytes=100)
+    with pytest.raises(TooLargeError, match="the limit is 100 "):
+        queue_upload(conn, small, layer, editor, files.make_shapefile_zip(tmp_path))
+    assert queue.list_jobs(conn) == []
 
 
 def test_a_failed_second_version_leaves_the_first_untouched(
