@@ -46,7 +46,11 @@ _GRANT = "INSERT INTO sdi.api_key_layers (key_id, layer_id) VALUES (%s, %s)"
 _UNGRANT_ALL = "DELETE FROM sdi.api_key_layers WHERE key_id = %s"
 _BY_ID = "SELECT * FROM sdi.api_keys WHERE id = %s"
 _BY_PREFIX = "SELECT * FROM sdi.api_keys WHERE prefix = %s"
-_LIST = "SELECT * FROM sdi.api_keys WHERE agency_id = %s ORDER BY id DESC"
+_LIST = """
+SELECT * FROM sdi.api_keys
+WHERE (%(agency_id)s::int IS NULL OR agency_id = %(agency_id)s)
+ORDER BY id DESC
+"""
 _LAYERS = """
 SELECT l.* FROM sdi.layers l JOIN sdi.api_key_layers g ON g.layer_id = l.id
 WHERE g.key_id = %s ORDER BY l.slug
@@ -131,11 +135,11 @@ def create_key(
     return record, key
 
 
-def list_keys(conn: Connection[Any], by: User, agency_id: int) -> list[ApiKey]:
-    """An agency's keys, newest first."""
+def list_keys(conn: Connection[Any], by: User, agency_id: int | None) -> list[ApiKey]:
+    """An agency's keys (None: every agency's, platform admins), newest first."""
     permissions.require(by, Action.MANAGE_KEYS, agency_id=agency_id)
     with conn.cursor(row_factory=class_row(ApiKey)) as cur:
-        return cur.execute(_LIST, (agency_id,)).fetchall()
+        return cur.execute(_LIST, {"agency_id": agency_id}).fetchall()
 
 
 def get_key(conn: Connection[Any], by: User, key_id: int) -> ApiKey:

@@ -78,7 +78,9 @@ def _values(code: str, values: dict[str, Any]) -> dict[str, Any]:
         raise BadInputError(f"Cannot set {', '.join(sorted(unknown))} of a licence.")
     out: dict[str, Any] = {"code": code}
     for name in LICENCE_FIELDS:
-        value = values.get(name, False if name == "restricted" else "")
+        value = values.get(name)
+        if value is None:
+            value = False if name == "restricted" else ""
         out[name] = bool(value) if name == "restricted" else str(value).strip()
     if not out["name_en"]:
         raise BadInputError("A licence needs an English name.")

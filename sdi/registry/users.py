@@ -24,6 +24,7 @@ from sdi.registry.permissions import Action
 
 __all__ = [
     "ROLES",
+    "agency_scope",
     "assignable_roles",
     "authenticate",
     "change_password",
@@ -73,6 +74,17 @@ def require_owned(
     if not permissions.can(by, Action.VIEW_LAYER, agency_id=agency_id):
         raise NotFoundError(not_found)
     permissions.require(by, action, agency_id=agency_id)
+
+
+def agency_scope(conn: Connection[Any], by: User, code: str | None) -> int | None:
+    """The agency id a listing is about: ``code``'s, else ``by``'s own agency.
+
+    Platform admins without ``code`` get None (every agency). Only resolves
+    the code; the listing function checks the permission.
+    """
+    if code:
+        return get_agency(conn, code).id
+    return None if by.role == "platform_admin" else by.agency_id
 
 
 def get_user(conn: Connection[Any], user_id: int) -> User:
