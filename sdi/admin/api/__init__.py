@@ -63,6 +63,7 @@ __all__ = [
     "dump",
     "json_body",
     "parse_datetime",
+    "query_int",
     "register_api",
     "token_required",
     "validate",
@@ -240,13 +241,36 @@ def parse_datetime(value: str, what: str = "date") -> datetime:
     return parsed
 
 
-def validate(schema: Mapping[str, Any], value: Any, where: str = "body") -> None:
+def query_int(
+    name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+) -> int:
+    """An integer query parameter (``?limit=10``); BadInputError if malformed."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInputError(f"Parameter '{name}' must be a whole number.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" to {maximum}" if maximum is not None else " or more"
+        raise BadInputError(f"Parameter '{name}' must be {minimum}{upper}.")
+    return value
+
+
+def _label(path: str) -> str:
+    return f"Field '{path}'" if path else "The body"
+
+
+def validate(schema: Mapping[str, Any], value: Any, path: str = "") -> None:
     """Check ``value`` against an OpenAPI 3.0 schema subset; BadInputError if not.
 
+    ``path`` names the value in messages (``layers[0]``; empty: the body).
     Supported: type, nullable, properties, required, additionalProperties
     (false), items, enum, minLength, maxLength, minimum, maximum, minItems,
     maxItems, uniqueItems, format (date-time, email).
     """
+    where = _label(path)
     if value is None:
         if schema.get("nullable"):
             return
@@ -266,9 +290,9 @@ def validate(schema: Mapping[str, Any], value: Any, where: str = "body") -> None
         if "maximum" in schema and value > schema["maximum"]:
             raise BadInputError(f"{where} must be at most {schema['maximum']}.")
     elif isinstance(value, list):
-        _validate_array(schema, value, where)
+        _validate_array(schema, value, path)
     elif isinstance(value, dict):
-        _validate_object(schema, value, where)
+        _validate_object(schema, value, path)
 
 
 def _validate_string(schema: Mapping[str, Any], value: str, where: str) -> None:
@@ -285,23 +309,24 @@ def _validate_string(schema: Mapping[str, Any], value: str, where: str) -> None:
         raise BadInputError(f"{where} must be an e-mail address.")
 
 
-def _validate_array(schema: Mapping[str, Any], value: list[Any], where: str) -> None:
+def _validate_array(schema: Mapping[str, Any], value: list[Any], path: str) -> None:
+    where = _label(path)
     if len(value) < schema.get("minItems", 0):
         raise BadInputError(f"{where} needs at least {schema['minItems']} items.")
     if "maxItems" in schema and len(value) > schema["maxItems"]:
         raise BadInputError(f"{where} takes at most {schema['maxItems']} items.")
     if "items" in schema:
         for i, item in enumerate(value):
-            validate(schema["items"], item, f"{where}[{i}]")
+            validate(schema["items"], item, f"{path}[{i}]")
     if schema.get("uniqueItems") and len({repr(v) for v in value}) != len(value):
         raise BadInputError(f"{where} must not repeat items.")
 
 
 def _validate_object(
-    schema: Mapping[str, Any], value: dict[str, Any], where: str
+    schema: Mapping[str, Any], value: dict[str, Any], path: str
 ) -> None:
     props: Mapping[str, Any] = schema.get("properties", {})
-    prefix = "" if where == "body" else f"{where}."
+    prefix = f"{path}." if path else ""
     for name in schema.get("required", ()):
         if name not in value:
             raise BadInputError(f"Field '{prefix}{name}' is required.")
@@ -314,7 +339,7 @@ def _validate_object(
             )
     for name, item in value.items():
         if name in props:
-            validate(props[name], item, f"Field '{prefix}{name}'")
+            validate(props[name], item, f"{prefix}{name}")
 
 
 # ---------------------------------------------------------------- responses

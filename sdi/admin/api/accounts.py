@@ -18,6 +18,7 @@ from sdi.admin.api import (
     dump,
     json_body,
     parse_datetime,
+    query_int,
 )
 from sdi.errors import BadInputError
 from sdi.registry import apikeys, audit, tokens, users
@@ -662,10 +663,8 @@ def revoke_key(key_id: int) -> Response:
 )
 def list_audit() -> Response:
     """Your agency's entries (platform admins: any agency's or everyone's)."""
-    limit = request.args.get("limit", 100, type=int)
-    offset = request.args.get("offset", 0, type=int)
-    if limit is None or not 1 <= limit <= 1000 or offset is None or offset < 0:
-        raise BadInputError("limit is 1 to 1000 and offset 0 or more.")
+    limit = query_int("limit", 100, minimum=1, maximum=1000)
+    offset = query_int("offset", 0)
     by = current_user()
     with connection() as conn:
         scope = users.agency_scope(conn, by, request.args.get("agency"))
