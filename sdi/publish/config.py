@@ -15,6 +15,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import yaml_load
 
 from sdi.errors import SdiError
+from sdi.publish.rasters import raster_resources
 from sdi.publish.resources import build_resources
 from sdi.settings import Settings
 
@@ -84,12 +85,18 @@ def load_base_config(settings: Settings) -> dict[str, Any]:
 def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
     """The whole pygeoapi configuration: base plus one collection per published layer.
 
+    Vector layers get a feature collection, raster layers a coverage
+    collection (:mod:`sdi.publish.rasters`).
+
     Built in memory from the registry, which is the truth; nothing here reads
     ``collections/``.
     """
     config = load_base_config(settings)
     resources = config["resources"]
-    for slug, resource in build_resources(conn, settings.storage_srid).items():
+    layers = build_resources(conn, settings.storage_srid) | raster_resources(
+        conn, settings
+    )
+    for slug, resource in layers.items():
         if slug in resources:
             LOGGER.warning("layer %s replaces the base resource of that name", slug)
         resources[slug] = resource

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from psycopg import Connection
 
+from sdi.publish.rasters import raster_resources
 from sdi.publish.resources import build_resources
 from sdi.settings import Settings
 
@@ -75,7 +76,9 @@ def write_collections(conn: Connection[Any], settings: Settings) -> list[Path]:
     """
     directory = settings.collections_dir
     directory.mkdir(parents=True, exist_ok=True)
-    resources = build_resources(conn, settings.storage_srid)
+    resources = build_resources(conn, settings.storage_srid) | raster_resources(
+        conn, settings
+    )
     paths = []
     for slug, resource in resources.items():
         path = directory / f"{slug}.yml"
