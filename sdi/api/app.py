@@ -41,6 +41,7 @@ from pygeoapi.api import API, APIRequest, apply_gzip
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
+from sdi.api import rasters
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.errors import SdiError
 from sdi.providers import DATABASE_URL_ENV
@@ -158,7 +159,8 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/conformance")
     def conformance() -> Response:
-        return _execute(core_api.conformance)
+        # pygeoapi's list, with raster scaling and map tiles (sdi.api.rasters).
+        return _execute(rasters.conformance)
 
     @app.get("/TileMatrixSets")
     def tilematrixsets() -> Response:
@@ -198,6 +200,39 @@ def _register_routes(app: Flask) -> None:
     @app.get("/collections/<collection_id>/items/<item_id>")
     def collection_item(collection_id: str, item_id: str) -> Response:
         return _execute(itemtypes_api.get_collection_item, collection_id, item_id)
+
+
+def _register_raster_routes(app: Flask) -> None:
+    """Coverages and map tiles of raster layers (:mod:`sdi.api.rasters`)."""
+
+    @app.get("/collections/<collection_id>/coverage")
+    def collection_coverage(collection_id: str) -> Response:
+        # f=GTiff is not one of pygeoapi's formats: the handler checks f itself.
+        return _execute(rasters.get_coverage, collection_id, skip_valid_check=True)
+
+    @app.get("/collections/<collection_id>/coverage/domainset")
+    def collection_coverage_domainset(collection_id: str) -> Response:
+        return _execute(rasters.get_coverage_domainset, collection_id)
+
+    @app.get("/collections/<collection_id>/coverage/rangetype")
+    def collection_coverage_rangetype(collection_id: str) -> Response:
+        return _execute(rasters.get_coverage_rangetype, collection_id)
+
+    @app.get("/collections/<collection_id>/map/tiles")
+    def collection_map_tilesets(collection_id: str) -> Response:
+        return _execute(rasters.get_map_tilesets, collection_id)
+
+    @app.get("/collections/<collection_id>/map/tiles/<tms>")
+    def collection_map_tileset(collection_id: str, tms: str) -> Response:
+        return _execute(rasters.get_map_tileset, collection_id, tms)
+
+    @app.get("/collections/<collection_id>/map/tiles/<tms>/<int:z>/<int:y>/<int:x>")
+    def collection_map_tile(
+        collection_id: str, tms: str, z: int, y: int, x: int
+    ) -> Response:
+        return _execute(
+            rasters.get_map_tile, collection_id, tms, z, y, x, skip_valid_check=True
+        )
 
 
 def _register_cors(app: Flask) -> None:
@@ -248,6 +283,7 @@ def create_app(
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
     _register_vendor(app)
     _register_routes(app)
+    _register_raster_routes(app)
     _register_cors(app)
     _register_errors(app)
     return app
