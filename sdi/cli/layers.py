@@ -13,6 +13,7 @@ from sdi import registry
 from sdi.cli.context import connect
 from sdi.errors import NotFoundError
 from sdi.ingest import ingest_file
+from sdi.ingest.raster import ingest_raster, is_raster_file
 from sdi.publish import write_collections
 from sdi.settings import Settings
 
@@ -60,9 +61,11 @@ def ingest(
 ) -> None:
     """Load FILE as the next version of a layer (registering the layer if new).
 
-    FILE: zipped Shapefile, GeoPackage, GeoJSON, CSV, or zipped FileGDB.
+    FILE: zipped Shapefile, GeoPackage, GeoJSON, CSV, or zipped FileGDB; or a
+    GeoTIFF (.tif, or a zip holding one) for a raster layer.
     """
     console = Console(stderr=True)
+    raster = is_raster_file(file)
     # One transaction: a file that fails to load leaves no new layer behind.
     with connect(settings) as conn, conn.transaction():
         registered: str | None = None
@@ -87,9 +90,28 @@ def ingest(
                     licence_id=registry.get_licence(conn, licence).id,
                     key_column=key_column,
                     visibility="restricted" if restricted else "public",
+                    kind="raster" if raster else "vector",
                 ),
             )
             registered = owner.code
+        if raster or layer.kind == "raster":
+            with console.status(f"Converting {file.name} to a Cloud Optimized GeoTIFF"):
+                version = ingest_raster(conn, settings, file, layer=layer.slug, crs=crs)
+            if registered:
+                console.print(
+                    f"Registered raster layer [bold]{slug}[/] for {registered}"
+                )
+            grid = version.schema["raster"]
+            click.echo(
+                f"{slug} version {version.number}: {grid['width']} x {grid['height']} "
+                f"cells, {grid['count']} band(s) of {grid['bands'][0]['dtype']} "
+                f"({version.source_crs}); COG of {version.report['cog_bytes']:,} bytes"
+            )
+            if do_publish:
+                registry.publish(conn, slug, version.number)
+                write_collections(conn, settings)
+                click.echo(f"published {slug} version {version.number}")
+            return
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
