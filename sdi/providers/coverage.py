@@ -59,12 +59,7 @@ from sdi.providers.raster import (
     cell_window,
     open_dataset,
 )
-from sdi.providers.raster_render import (
-    default_style,
-    encode_png,
-    to_rgba,
-    valid_mask,
-)
+from sdi.providers.raster_render import default_style, render_png, valid_mask
 
 __all__ = [
     "GEOTIFF_MEDIA_TYPE",
@@ -314,7 +309,9 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
             return self._geotiff(data, selected, transform)
         if fmt == "png":
             style = default_style(selected)
-            return encode_png(to_rgba(data, valid_mask(data, selected), style))
+            if style.mode == "ramp":
+                data, selected = data[:1], selected[:1]
+            return render_png(data, valid_mask(data, selected), style)
         return self._coveragejson(data, selected, transform)
 
     def _bands(self, properties: Sequence[str]) -> list[int]:

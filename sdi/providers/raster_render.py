@@ -12,7 +12,8 @@ Cells that are nodata, NaN or outside the data are transparent.
 
 The PNG encoder is ours (zlib and numpy; the "Up" filter, which suits smooth
 rasters such as elevation): Pillow is not a dependency, and GDAL's PNG driver
-costs a dataset per image.
+costs a dataset per image. Ramp pictures are written as palette PNGs (one
+byte per pixel, index 0 transparent), a quarter of the bytes to compress.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ import numpy.typing as npt
 
 from sdi.providers.raster import BandInfo
 
-__all__ = ["RAMP", "Style", "default_style", "encode_png", "to_rgba", "valid_mask"]
+__all__ = [
+    "RAMP",
+    "Style",
+    "default_style",
+    "encode_png",
+    "render_png",
+    "to_rgba",
+    "valid_mask",
+]
 
 #: Anchor colours of the ramp (viridis' own key colours), low to high.
 _ANCHORS = np.array(
@@ -57,7 +66,7 @@ def _ramp() -> npt.NDArray[np.uint8]:
 RAMP: npt.NDArray[np.uint8] = _ramp()
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ZLIB_LEVEL = 6
+_ZLIB_LEVEL = 3
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,34 @@ def to_rgba(
     return out
 
 
+#: The palette of ramp PNGs: index 0 is transparent, 1..255 run low to high.
+_PALETTE = np.concatenate(
+    [
+        np.zeros((1, 3), dtype=np.uint8),
+        RAMP[np.linspace(0, 255, 255).round().astype(int)],
+    ]
+)
+_PALETTE_ALPHA = bytes([0] + [255] * 255)
+
+
+def render_png(
+    data: npt.NDArray[np.generic],
+    valid: npt.NDArray[np.bool_],
+    style: Style,
+) -> bytes:
+    """The PNG of ``data`` (bands, height, width) in ``style``; invalid cells clear."""
+    if style.mode != "ramp":
+        return encode_png(to_rgba(data, valid, style))
+    scaled = _scaled(data[0], *style.ranges[0])
+    # 0..255 onto palette entries 1..255; 0 marks no data.
+    index = (scaled.astype(np.uint16) * 254 // 255 + 1).astype(np.uint8)
+    index[~valid] = 0
+    return _encode(index, 1, 3, [
+        _chunk(b"PLTE", _PALETTE.tobytes()),
+        _chunk(b"tRNS", _PALETTE_ALPHA),
+    ])  # fmt: skip
+
+
 def _chunk(kind: bytes, body: bytes) -> bytes:
     crc = zlib.crc32(kind + body) & 0xFFFFFFFF
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
@@ -147,16 +184,37 @@ def encode_png(rgba: npt.NDArray[np.uint8]) -> bytes:
     height, width, channels = rgba.shape
     if channels != 4:
         raise ValueError("encode_png takes RGBA pixels")
-    rows = np.ascontiguousarray(rgba).reshape(height, width * 4)
-    filtered = np.empty((height, width * 4 + 1), dtype=np.uint8)
-    filtered[:, 0] = 2  # "Up": each byte minus the one above it, modulo 256
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return _encode(rgba.reshape(height, width * 4), 4, 6, [])
+
+
+def _encode(
+    rows: npt.NDArray[np.uint8], up: int, colour_type: int, extra: list[bytes]
+) -> bytes:
+    """PNG of ``rows`` (height, bytes per row) with ``up`` bytes per pixel.
+
+    ``up`` > 0 applies the "Up" filter (each byte minus the one above it,
+    modulo 256), which suits smooth rasters; 0 stores the rows unfiltered.
+    zlib level 3: at level 6 compressing took half a tile's time for 10 %
+    fewer bytes.
+    """
+    height, row_bytes = rows.shape
+    filtered = np.empty((height, row_bytes + 1), dtype=np.uint8)
+    rows = np.ascontiguousarray(rows)
+    if up:
+        filtered[:, 0] = 2
+        filtered[0, 1:] = rows[0]
+        np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+        width = row_bytes // up
+    else:
+        filtered[:, 0] = 0
+        filtered[:, 1:] = rows
+        width = row_bytes
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return b"".join(
         (
             _PNG_SIGNATURE,
             _chunk(b"IHDR", header),
+            *extra,
             _chunk(b"IDAT", zlib.compress(filtered.tobytes(), _ZLIB_LEVEL)),
             _chunk(b"IEND", b""),
         )

@@ -13,6 +13,7 @@ Also the OGC API - Tiles metadata of the tile set (limits per zoom level).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -22,10 +23,9 @@ from pygeoapi.provider.base import ProviderGenericError
 from rasterio.enums import Resampling
 from rasterio.transform import from_bounds
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
 
 from sdi.providers.raster import GDAL_ERRORS, RasterInfo, open_dataset
-from sdi.providers.raster_render import default_style, encode_png, to_rgba
+from sdi.providers.raster_render import default_style, render_png
 
 __all__ = [
     "MAX_ZOOM",
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 LOGGER = logging.getLogger(__name__)
-_TRANSFORM_ERRORS: tuple[type[Exception], ...] = (*GDAL_ERRORS, ValueError)
 
 TILE_SIZE = 256
 MAX_ZOOM = 24
@@ -123,17 +122,20 @@ def tile_ranges(info: RasterInfo, max_zoom: int = MAX_ZOOM) -> list[TileRange]:
     return [_range(z, merc) for z in range(max_zoom + 1)]
 
 
+@functools.lru_cache(maxsize=256)
+def _units_per_mercator_metre(info: RasterInfo) -> float:
+    """How many CRS units of the raster one EPSG:3857 metre spans (at its centre).
+
+    Good enough to pick an overview, and free of a PROJ call per tile.
+    """
+    left, _, right, _ = mercator_bounds(info.bounds_wgs84)
+    return (info.bounds[2] - info.bounds[0]) / max(right - left, 1e-9)
+
+
 def _overview_level(info: RasterInfo, tile: tuple[float, float, float, float]) -> int:
     """The coarsest overview with at least one cell per tile pixel (-1: none)."""
-    try:
-        left, bottom, right, top = transform_bounds(
-            "EPSG:3857", info.crs_wkt, *tile, densify_pts=0
-        )
-    except _TRANSFORM_ERRORS:
-        return -1
-    cells_per_pixel = min(
-        (right - left) / info.xres / TILE_SIZE, (top - bottom) / info.yres / TILE_SIZE
-    )
+    tile_units = (tile[2] - tile[0]) * _units_per_mercator_metre(info)
+    cells_per_pixel = tile_units / max(info.xres, info.yres) / TILE_SIZE
     level = -1
     for i, factor in enumerate(info.overviews):
         if factor <= cells_per_pixel:
@@ -185,4 +187,4 @@ def render_tile(info: RasterInfo, z: int, y: int, x: int) -> bytes | None:
     valid = data[-1] > 0
     if not valid.any():
         return None
-    return encode_png(to_rgba(data[:-1], valid, style))
+    return render_png(data[:-1], valid, style)
