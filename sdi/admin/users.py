@@ -69,7 +69,9 @@ def _agency_scope(user: User) -> int | None:
 
 
 def _role_choices(user: User) -> list[tuple[str, str]]:
-    return [(role, ROLE_LABELS[role]) for role in users.assignable_roles(user)]
+    # Least privilege first, so that it is the default.
+    roles = reversed(users.assignable_roles(user))
+    return [(role, ROLE_LABELS[role]) for role in roles]
 
 
 def _new_form(user: User, agencies: list[registry.Agency]) -> NewUserForm:

@@ -12,11 +12,13 @@
   a session as if they had been deactivated after signing in).
 - ``token_for(user)``: a personal API token; ``bearer(token)`` its headers.
 - ``make_layer(agency, slug, visibility="public")``: a registered layer.
+- ``served``: the app over real HTTP on 127.0.0.1 (for Playwright); its base URL.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.serving import make_server
 from werkzeug.test import TestResponse
 
 from sdi import registry
@@ -33,6 +36,7 @@ from sdi.admin import create_app
 from sdi.registry.models import Agency, Layer, User
 from sdi.registry.tokens import create_token
 from sdi.settings import Settings
+from tests.conftest import free_port
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -63,6 +67,20 @@ def app(settings: Settings) -> Iterator[Flask]:
     existing = application.extensions.get("sdi_pool")
     if existing is not None:
         existing.close()
+
+
+@pytest.fixture
+def served(app: Flask) -> Iterator[str]:
+    """The admin app over HTTP on 127.0.0.1 (threaded); yields its base URL."""
+    port = free_port()
+    httpd = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import re
 from collections.abc import Callable
 
 from flask.testing import FlaskClient
+from playwright.sync_api import Route, sync_playwright
 
 from sdi import registry
-from sdi.registry import audit
-from sdi.registry.models import User
+from sdi.registry import apikeys, audit
+from sdi.registry.models import Layer, User
 from tests.admin.conftest import PASSWORD, Conn, People, csrf_token, login
 
 
@@ -25,7 +26,7 @@ def test_agency_admin_adds_and_manages_a_user(
     client = client_for(people.admin)
     page = client.get("/users/").get_data(as_text=True)
     assert people.editor.email in page and "editor@td.test" not in page
-    assert _options(page, "role") == ["agency_admin", "agency_editor"]
+    assert _options(page, "role") == ["agency_editor", "agency_admin"]
     assert _options(page, "agency") == ["landsd"]
     for label in ('for="email"', 'for="password"', 'for="role"'):
         assert label in page
@@ -120,7 +121,11 @@ def test_platform_admin_is_offered_every_agency_and_role(
     client = client_for(people.platform)
     page = client.get("/users/").get_data(as_text=True)
     assert "editor@td.test" in page and people.editor.email in page
-    assert _options(page, "role") == ["platform_admin", "agency_admin", "agency_editor"]
+    assert _options(page, "role") == [
+        "agency_editor",
+        "agency_admin",
+        "platform_admin",
+    ]
     assert _options(page, "agency") == ["landsd", "td"]
     token = csrf_token(client, "/users/")
     response = client.post(
@@ -264,3 +269,53 @@ def test_pages_are_self_contained_and_labelled(
             r'<(?:input|select|textarea)(?![^>]*type="hidden")[^>]*id="([^"]+)"', html
         ):
             assert f'for="{control_id}"' in html, (path, control_id)
+
+
+def test_pages_fit_a_laptop_and_a_phone_offline(
+    served: str, people: People, conn: Conn, make_layer: Callable[..., Layer]
+) -> None:
+    """Chromium at 1280 and 390 px: no sideways scrolling, nothing from other hosts."""
+    make_layer(people.agency, "landsd_lots_with_a_rather_long_identifier", "restricted")
+    apikeys.create_key(conn, people.admin, people.agency.id, "GIS vendor", [])
+    foreign: list[str] = []
+
+    def refuse_other_hosts(route: Route) -> None:
+        if route.request.url.startswith(served):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox"]
+        )
+        try:
+            for who, paths in (
+                ("platform", ("/users/", "/agencies/", "/licences/", "/audit/")),
+                ("admin", ("/users/", "/keys/", "/audit/", "/account")),
+            ):
+                for width in (1280, 390):
+                    page = browser.new_page(viewport={"width": width, "height": 800})
+                    page.route("**/*", refuse_other_hosts)
+                    page.goto(served + "/login")
+                    page.fill("#email", getattr(people, who).email)
+                    page.fill("#password", PASSWORD)
+                    page.click("button[type=submit]")
+                    page.wait_for_load_state()
+                    for path in paths:
+                        page.goto(served + path)
+                        assert page.locator("h1").is_visible(), (who, path)
+                        assert (
+                            page.evaluate(
+                                "getComputedStyle(document.querySelector('header'))"
+                                ".backgroundColor"
+                            )
+                            != "rgba(0, 0, 0, 0)"
+                        ), "admin.css did not load"
+                        scroll = page.evaluate("document.documentElement.scrollWidth")
+                        assert scroll <= width, (who, path, width, scroll)
+                    page.close()
+        finally:
+            browser.close()
+    assert foreign == []
