@@ -148,7 +148,7 @@ def _client_ip() -> str:
 def login() -> str | Response | tuple[str, int]:
     """Show the sign-in form; sign in on a valid POST (throttled)."""
     form = LoginForm()
-    status = 200
+    status, retry_after = 200, 0
     if form.validate_on_submit():
         try:
             with pool(current_app).connection() as conn:
@@ -157,7 +157,7 @@ def login() -> str | Response | tuple[str, int]:
                 )
         except TooManyAttemptsError as exc:
             flash(exc.message, "error")
-            status = exc.status
+            status, retry_after = exc.status, exc.retry_after
         except BadInputError as exc:
             flash(exc.message, "error")
         else:
@@ -172,7 +172,15 @@ def login() -> str | Response | tuple[str, int]:
             if target:
                 return redirect(request.script_root + target)
             return redirect(url_for("layers.index"))
-    return render_template("login.html", form=form), status
+    page = render_template("login.html", form=form)
+    if status == TooManyAttemptsError.status:
+        return Response(
+            page,
+            status,
+            headers={"Retry-After": str(retry_after)},
+            mimetype="text/html",
+        )
+    return page, status
 
 
 @bp.route("/logout", methods=["POST"])

@@ -71,7 +71,11 @@ def handle_http_error(exc: HTTPException) -> Response | HTTPException | tuple[st
         message = exc.description or exc.name
     status = exc.code or 500
     if is_api_request():
-        return json_error(status, _http_code(exc), message)
+        response = json_error(status, _http_code(exc), message)
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
     if status < 400:  # redirects raised as exceptions (e.g. RequestRedirect)
         return exc
     return _page(status, exc.name, message)

@@ -79,6 +79,7 @@ def test_errors_are_json(api: Callable[..., Any]) -> None:
     response = api("admin", "DELETE", "/api/me")
     assert response.status_code == 405
     assert error_of(response)["code"] == "MethodNotAllowed"
+    assert response.headers["Allow"]
     response = api(
         "admin",
         "POST",

@@ -82,6 +82,7 @@ def test_login_throttled_after_repeated_failures(
         assert login(client, email, "not the password").status_code == 200
     response = login(client, email, "not the password")
     assert response.status_code == 429
+    assert 800 < int(response.headers["Retry-After"]) <= 900
     assert "try again in 15 minutes" in response.get_data(as_text=True)
     # The right password is refused too while locked, in any letter case.
     response = login(client, email.upper(), PASSWORD)

@@ -29,6 +29,9 @@ How to add endpoints (a module in this package, e.g. ``sdi/admin/api/layers.py``
   with the error's status (401 for a missing or bad token).
 - Permissions: call the registry functions that take the acting user (``by=``)
   and check ``sdi.registry.permissions``; never decide permissions here.
+- Helpers: :func:`json_body` / :func:`validate` (400 with a message naming the
+  field), :func:`query_int` for ``?limit=``-style parameters,
+  :func:`parse_datetime`, :func:`dump` (dataclass -> JSON, no ``*_hash``).
 """
 
 from __future__ import annotations
