@@ -128,6 +128,8 @@ def init_login(app: Flask) -> None:
             logout_user()
             session.clear()
             flash("Your session has ended; please sign in again.", "info")
+            if request.endpoint == "auth.login":
+                return None  # already on the way in
             return _to_login()
         session["seen_at"] = now
         return None

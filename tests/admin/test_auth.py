@@ -136,6 +136,11 @@ def test_idle_session_expires(
     page = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Your session has ended" in page
     assert client.get("/users/").status_code == 302
+    # Expiring on the sign-in page itself shows the form (no redirect loop).
+    login(client, people.admin.email)
+    _set_session(client, seen_at=time.time() - idle - 1)
+    assert client.get("/login").status_code == 200
+    assert client.get("/users/").status_code == 302
 
 
 def test_session_expires_after_eight_hours_however_active(
