@@ -27,7 +27,7 @@ def job_summary(job: Job) -> dict[str, Any]:
     percent = None
     if job.status == "succeeded":
         percent = 100
-    elif job.total:
+    elif job.total and job.status != "failed":
         percent = min(99, int(100 * job.progress / job.total))
     return {
         "id": job.id,

@@ -317,11 +317,14 @@ def edit(slug: str) -> str | Response | tuple[str, int]:
     with pool(current_app).connection() as conn:
         layer = load_layer(conn, user, slug, Action.EDIT_LAYER)
         if request.method == "GET":
+            current = {name: getattr(layer, name) for name in _METADATA}
             form = LayerForm(
                 formdata=None,
-                obj=layer,
-                keywords=", ".join(layer.keywords),
-                key_column=layer.key_column or "",
+                data=current
+                | {
+                    "keywords": ", ".join(layer.keywords),
+                    "key_column": layer.key_column or "",
+                },
             )
         else:
             form = LayerForm()

@@ -143,6 +143,9 @@ def test_editing_metadata(
     entry = registry.audit.list_audit(conn, object_id="landsd_places")[0]
     assert entry.action == "update" and entry.actor == people.admin.email
     assert "title_en" in entry.details
+    form = client.get("/layers/landsd_places/edit").get_data(as_text=True)
+    assert 'value="places, 地方, districts"' in form and 'value="Places 2"' in form
+    assert '<option selected value="monthly">' in form
 
     # The key column must be an attribute of the latest version.
     refused = post(client, "/layers/landsd_places/edit", data | {"key_column": "NOPE"})

@@ -40,7 +40,7 @@
       errorBox.textContent = job.error;
       errorBox.hidden = false;
       retry.hidden = false;
-      bar.value = 0;
+      document.getElementById("job-progress").hidden = true;
     }
     if (job.status === "succeeded") {
       versionText.textContent = job.version;
