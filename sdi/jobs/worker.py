@@ -241,7 +241,11 @@ class Worker:
             return queue.get_job(conn, job.id)
 
     def _should_stop(self) -> bool:
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+        if (
+            self.parent_pid is not None
+            and os.getppid() != self.parent_pid
+            and not self._stopping.is_set()
+        ):
             LOGGER.warning("worker %s: parent process gone; stopping", self.name)
             self._stopping.set()
         return self._stopping.is_set()
