@@ -13,6 +13,7 @@ import logging
 import re
 import secrets
 import shutil
+import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -37,6 +38,7 @@ __all__ = [
     "run_ingest",
     "spool_dir",
     "spool_path",
+    "sweep_spool",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -47,6 +49,10 @@ INGEST = "ingest"
 OPTIONS = ("source_layer", "encoding", "crs", "x_field", "y_field", "note")
 
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+_WAITING_PATHS = (
+    "SELECT payload->>'path' FROM sdi.jobs"
+    " WHERE kind = 'ingest' AND status IN ('queued', 'running')"
+)
 _MAX_NAME = 120
 
 
@@ -118,6 +124,37 @@ def precheck(settings: Settings, path: Path, filename: str) -> None:
         )
     if is_zip(path) or path.suffix.lower() == ".zip":
         check_zip(path, settings=settings)
+
+
+def sweep_spool(
+    conn: Connection[Any], settings: Settings, *, older_than: float = 86_400
+) -> list[Path]:
+    """Remove spooled uploads that no waiting job needs, older than ``older_than`` s.
+
+    What a crash can leave: a half-received upload, or one whose request
+    died before its job was queued. Returns the directories removed.
+    """
+    root = spool_dir(settings)
+    if not root.is_dir():
+        return []
+    waiting = {
+        entry
+        for (path,) in conn.execute(_WAITING_PATHS)
+        if path and (entry := _spool_entry(settings, Path(path))) is not None
+    }
+    cutoff = time.time() - older_than
+    removed = []
+    for entry in root.iterdir():
+        try:
+            stale = entry.stat().st_mtime < cutoff
+        except OSError:
+            continue
+        if stale and _TOKEN.match(entry.name) and entry.resolve() not in waiting:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    for entry in removed:
+        LOGGER.warning("removed abandoned upload %s", entry)
+    return removed
 
 
 def enqueue_ingest(

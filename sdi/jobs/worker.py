@@ -36,7 +36,7 @@ from psycopg import Connection
 
 from sdi.errors import SdiError
 from sdi.jobs import queue
-from sdi.jobs.ingest import INGEST, discard_upload, run_ingest
+from sdi.jobs.ingest import INGEST, discard_upload, run_ingest, sweep_spool
 from sdi.jobs.queue import Job, JobLostError
 from sdi.settings import Settings
 
@@ -147,7 +147,8 @@ class Worker:
     NOTIFY arrives; ``stale_after``: seconds without a heartbeat after which
     another worker's running job is considered dead; ``parent_pid``: stop
     when this process is no longer our parent (``sdi up`` starts the worker
-    beside gunicorn).
+    beside gunicorn); ``spool_max_age``: seconds after which a spooled upload
+    that no waiting job needs is removed (what a crash mid-upload leaves).
     """
 
     def __init__(
@@ -161,6 +162,7 @@ class Worker:
         stale_after: float = 60.0,
         max_attempts: int = 3,
         parent_pid: int | None = None,
+        spool_max_age: float = 86_400,
     ) -> None:
         if not settings.database_url:
             raise ValueError("the worker needs settings.database_url")
@@ -173,6 +175,7 @@ class Worker:
         self.stale_after = timedelta(seconds=stale_after)
         self.max_attempts = max_attempts
         self.parent_pid = parent_pid
+        self.spool_max_age = spool_max_age
         self._stopping = threading.Event()
         self._busy: Job | None = None
         self._last_recovery = 0.0
@@ -278,7 +281,8 @@ class Worker:
                 return
 
     def recover(self, conn: Connection[Any]) -> None:
-        """Re-queue (or fail) other workers' jobs whose heartbeat went stale."""
+        """Re-queue (or fail) other workers' jobs whose heartbeat went stale,
+        and remove abandoned uploads."""
         self._last_recovery = time.monotonic()
         requeued, failed = queue.requeue_stale(
             conn, stale_after=self.stale_after, max_attempts=self.max_attempts
@@ -288,6 +292,7 @@ class Worker:
         for job in failed:
             LOGGER.error("job %d failed: %s", job.id, job.error)
             self._cleanup(job)
+        sweep_spool(conn, self.settings, older_than=self.spool_max_age)
 
     # -- one job ----------------------------------------------------------------
 

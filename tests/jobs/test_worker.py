@@ -415,3 +415,24 @@ def test_a_second_signal_interrupts_and_requeues_the_job(
     assert spooled(settings) == upload  # kept for the next run
     done = fast_worker(settings).run_once()
     assert done is not None and done.status == "succeeded" and done.attempts == 2
+
+
+def test_abandoned_uploads_are_swept(
+    conn: Conn,
+    settings: Settings,
+    make_layer: Callable[..., Layer],
+    editor: User,
+    tmp_path: Path,
+) -> None:
+    layer = make_layer()
+    source = files.make_shapefile_zip(tmp_path)
+    orphan = spool(settings, source)  # its request died before queuing
+    fresh = spool(settings, source)  # perhaps still arriving
+    queued = queue_upload(conn, settings, layer, editor, source)  # waits its turn
+    waiting = Path(queued.payload["path"])
+    two_days_ago = time.time() - 2 * 86_400
+    for path in (orphan, waiting):
+        os.utime(path.parent, (two_days_ago, two_days_ago))
+    fast_worker(settings).recover(conn)
+    assert not orphan.parent.exists()
+    assert fresh.exists() and waiting.exists()

@@ -13,8 +13,16 @@
   const review = document.getElementById("review-link");
   const versionText = document.getElementById("job-version");
 
+  const opened = Date.now();
+
   function describe(job) {
-    if (job.status === "queued") return job.message || "Waiting for a worker…";
+    if (job.status === "queued") {
+      const waiting = job.message || "Waiting for a worker…";
+      // No worker after a while: say where to look (sdi up starts one).
+      return Date.now() - opened > 20000
+        ? waiting + " No worker has taken it yet: is `sdi worker` running?"
+        : waiting;
+    }
     if (job.status === "running") {
       if (job.total && job.progress >= job.total) {
         return "Comparing with the previous version and indexing…";
