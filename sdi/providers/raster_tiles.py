@@ -176,6 +176,9 @@ def render_tile(info: RasterInfo, z: int, y: int, x: int) -> bytes | None:
         height=TILE_SIZE,
         resampling=_resampling(info),
         add_alpha=True,
+        # Validity is in the alpha band. rasterio's default, "start from
+        # nodata", makes GDAL warn on every tile (the warped bands have none).
+        init_dest_nodata=False,
     ) as vrt:
         try:
             data = vrt.read(indexes=[*bands, vrt.count])

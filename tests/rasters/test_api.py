@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 import requests
+from pyproj import Transformer
 from rasterio.io import MemoryFile
 from rasterio.windows import Window
 
@@ -273,6 +274,16 @@ def test_map_tiles(published: Published, tmp_path: Path) -> None:
         if z == 11:  # the tile is bigger than the DEM: transparent around it
             assert rgba[3].min() == 0
         assert len({tuple(p) for p in rgba[:3].reshape(3, -1).T[::97]}) > 5  # a ramp
+    # The nodata lake (around E 838500, N 820875) is see-through on the map too.
+    lon, lat = Transformer.from_crs(2326, 4326, always_xy=True).transform(
+        838500, 820875
+    )
+    lake_y, lake_x = tile_of(lon, lat, 14)
+    path = tmp_path / "lake.png"
+    path.write_bytes(get(f"{base}/14/{lake_y}/{lake_x}").content)
+    assert 0.02 < (decode_png(path)[3] == 0).mean() < 0.9
+    lake_y, lake_x = tile_of(lon, lat, 18)
+    assert get(f"{base}/18/{lake_y}/{lake_x}").status_code == 204  # all lake
     again = requests.get(
         f"{base}/{z}/{y}/{x}",
         headers={"If-None-Match": response.headers["ETag"]},
