@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.context import BenchContext
-from bench.suites import ingest
+from bench.suites import ingest, rasters
 from bench.timing import Measurement
 
 
@@ -24,5 +24,9 @@ class Suite:
 
 
 SUITES: dict[str, Suite] = {
-    s.name: s for s in (Suite(ingest.NAME, ingest.DESCRIPTION, ingest.run),)
+    s.name: s
+    for s in (
+        Suite(ingest.NAME, ingest.DESCRIPTION, ingest.run),
+        Suite(rasters.NAME, rasters.DESCRIPTION, rasters.run),
+    )
 }
