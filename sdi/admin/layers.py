@@ -52,6 +52,7 @@ from sdi.export import (
     uploaders,
     version_summary,
 )
+from sdi.ingest.raster import raster_path, thumbnail_png
 from sdi.jobs import list_jobs
 from sdi.publish.actions import publish_layer, rollback, unpublish_layer
 from sdi.registry import permissions, users
@@ -367,6 +368,17 @@ def version(slug: str, number: int) -> str:
         layer, current, previous, uploaded_by=uploaders(history).get(number)
     )
     config = settings()
+    if layer.kind == "raster":
+        return render_template(
+            "raster_version.html",
+            layer=layer,
+            v=summary,
+            grid=current.schema.get("raster") or {},
+            report=current.report,
+            can_publish=permissions.can(
+                user, Action.PUBLISH_LAYER, agency_id=layer.agency_id
+            ),
+        )
     return render_template(
         "version.html",
         layer=layer,
@@ -429,10 +441,34 @@ def send_version(
 @bp.route("/layers/<slug>/versions/<int:number>/download")
 @login_required
 def download(slug: str, number: int) -> Response:
-    """Download a version: ``?format=gpkg`` (default) or ``geojson``."""
+    """Download a version: ``?format=gpkg`` (default) or ``geojson``; a raster
+    version is its Cloud Optimized GeoTIFF."""
     with pool(current_app).connection() as conn:
         layer, current = load_version(conn, _me(), slug, number)
+        if layer.kind == "raster":
+            return send_file(
+                raster_path(settings(), current),
+                mimetype="image/tiff",
+                as_attachment=True,
+                download_name=f"{layer.slug}-v{number}.tif",
+                max_age=0,
+            )
         return send_version(conn, layer, current, request.args.get("format"))
+
+
+@bp.route("/layers/<slug>/versions/<int:number>/thumbnail.png")
+@login_required
+def thumbnail(slug: str, number: int) -> Response:
+    """A raster version drawn at most 512 pixels wide (the review page's preview)."""
+    with pool(current_app).connection() as conn:
+        layer, current = load_version(conn, _me(), slug, number)
+    if layer.kind != "raster":
+        raise NotFoundError(f"Version {number} of {slug!r} is not a raster.")
+    response = FlaskResponse(
+        thumbnail_png(current, 512, settings=settings()), mimetype="image/png"
+    )
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
 
 
 def _version_field() -> int | None:
