@@ -348,6 +348,15 @@ def test_collection_metadata_and_conformance(published: Published) -> None:
     assert f"{tiles}/mvt" not in classes
     openapi = get(f"{published.url}/openapi", f="json").json()
     assert f"/collections/{DEM}/coverage" in openapi["paths"]
+    listed = get(f"{published.url}/collections", f="json").json()["collections"]
+    assert {DEM, RGB} <= {c["id"] for c in listed}
+    assert get(f"{published.url}/collections/{DEM}", f="html").status_code == 200
+    preview = next(
+        link["href"]
+        for link in collection["links"]
+        if link["type"] == "image/png" and link["rel"] == f"{ogc}/coverage"
+    )
+    assert requests.get(preview, timeout=60).status_code == 200  # fits the limit
     page = get(f"{published.url}/collections/{DEM}/coverage", f="html")
     assert page.status_code == 200 and "scale-factor" in page.text
     assert "unpkg.com" not in page.text and "cdn." not in page.text
