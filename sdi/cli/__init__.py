@@ -9,7 +9,7 @@ import click
 from sdi.cli.accounts import agency, user
 from sdi.cli.db import db
 from sdi.cli.demo import demo
-from sdi.cli.layers import ingest, layers, publish, unpublish, versions
+from sdi.cli.layers import ingest, layers, publish, rollback, unpublish, versions
 from sdi.cli.serve import serve, up
 from sdi.cli.worker import worker
 from sdi.settings import load_settings
@@ -37,6 +37,7 @@ for command in (
     db,
     ingest,
     publish,
+    rollback,
     unpublish,
     layers,
     versions,

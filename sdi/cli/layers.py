@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -15,9 +16,16 @@ from sdi.errors import NotFoundError
 from sdi.ingest import ingest_file
 from sdi.ingest.raster import ingest_raster, is_raster_file
 from sdi.publish import write_collections
+from sdi.publish.actions import publish_layer, unpublish_layer
+from sdi.publish.actions import rollback as rollback_layer
 from sdi.settings import Settings
 
-__all__ = ["ingest", "layers", "publish", "unpublish", "versions"]
+__all__ = ["ingest", "layers", "publish", "rollback", "unpublish", "versions"]
+
+
+def _stdout() -> Console:
+    """Rich output; wide when piped, so tables are not cut to 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 @click.command()
@@ -108,8 +116,7 @@ def ingest(
                 f"({version.source_crs}); COG of {version.report['cog_bytes']:,} bytes"
             )
             if do_publish:
-                registry.publish(conn, slug, version.number)
-                write_collections(conn, settings)
+                publish_layer(conn, settings, slug, version.number)
                 click.echo(f"published {slug} version {version.number}")
             return
         with Progress(
@@ -144,8 +151,7 @@ def ingest(
             f"{version.report.get('empty', 0)} empty"
         )
         if do_publish:
-            registry.publish(conn, slug, version.number)
-            write_collections(conn, settings)
+            publish_layer(conn, settings, slug, version.number)
             click.echo(f"published {slug} version {version.number}")
 
 
@@ -165,10 +171,26 @@ def publish(
     """
     with connect(settings) as conn:
         if slug and not all_layers:
-            layer = registry.publish(conn, slug, number)
+            layer = publish_layer(conn, settings, slug, number)
             click.echo(f"published {slug} version {layer.published_version}")
         paths = write_collections(conn, settings)
     click.echo(f"{len(paths)} collection file(s) in {settings.collections_dir}")
+
+
+@click.command()
+@click.argument("slug")
+@click.option(
+    "--version",
+    "number",
+    type=int,
+    help="Version to go back to (default: the one before the published one).",
+)
+@click.pass_obj
+def rollback(settings: Settings, slug: str, number: int | None) -> None:
+    """Publish an earlier version of a layer again (a pointer move, no copy)."""
+    with connect(settings) as conn:
+        layer = rollback_layer(conn, settings, slug, number)
+    click.echo(f"rolled {slug} back to version {layer.published_version}")
 
 
 @click.command()
@@ -177,8 +199,7 @@ def publish(
 def unpublish(settings: Settings, slug: str) -> None:
     """Withdraw a layer from the API (its versions stay)."""
     with connect(settings) as conn:
-        registry.unpublish(conn, slug)
-        write_collections(conn, settings)
+        unpublish_layer(conn, settings, slug)
     click.echo(f"unpublished {slug}")
 
 
@@ -199,7 +220,7 @@ def layers(settings: Settings) -> None:
                 layer.visibility,
                 str(layer.published_version or "-"),
             )
-    Console().print(table)
+    _stdout().print(table)
 
 
 @click.command()
@@ -232,4 +253,4 @@ def versions(settings: Settings, slug: str) -> None:
                 str(v.report.get("repaired", 0)),
                 "*" if v.number == layer.published_version else "",
             )
-    Console().print(table)
+    _stdout().print(table)
