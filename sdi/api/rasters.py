@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import urllib.parse
 from http import HTTPStatus
 from typing import Any
@@ -418,8 +419,14 @@ def get_map_tileset(
 
 
 def _etag(info: RasterInfo, z: int, y: int, x: int) -> str:
-    # A version's COG never changes, so its path names the tile's content.
-    key = f"{info.path}|{z}/{y}/{x}".encode()
+    # A version's COG never changes; its path, size and mtime name the tile's
+    # content (the stat also tells a layer re-created under the same id apart).
+    try:
+        stat = os.stat(info.path)
+        stamp = f"{stat.st_size}.{stat.st_mtime_ns}"
+    except OSError:
+        stamp = "missing"
+    key = f"{info.path}|{stamp}|{z}/{y}/{x}".encode()
     return '"' + hashlib.blake2b(key, digest_size=12).hexdigest() + '"'
 
 

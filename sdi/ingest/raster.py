@@ -84,6 +84,7 @@ LOGGER = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff")
 COG_BLOCKSIZE = 512
 _TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_VECTOR_SUFFIXES = (".shp", ".gpkg", ".geojson", ".json", ".csv", ".tsv", ".gdbtable")
 _DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "float32", "float64")
 #: GDAL settings for ingestion: no ``.aux.xml`` files beside uploads or COGs.
 _GDAL_ENV = {"GDAL_PAM_ENABLED": "NO", "GDAL_NUM_THREADS": "ALL_CPUS"}
@@ -102,19 +103,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _tiff_members(path: Path) -> list[str]:
+def _zip_names(path: Path) -> list[str]:
     try:
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            return [
+                n
+                for n in zf.namelist()
+                if not n.startswith("__MACOSX/") and not Path(n).name.startswith(".")
+            ]
     except (zipfile.BadZipFile, OSError):
         return []
-    return [
-        n
-        for n in names
-        if n.lower().endswith(RASTER_SUFFIXES)
-        and not n.startswith("__MACOSX/")
-        and not Path(n).name.startswith(".")
-    ]
+
+
+def _tiffs(names: list[str]) -> list[str]:
+    return [n for n in names if n.lower().endswith(RASTER_SUFFIXES)]
 
 
 def is_raster_file(path: Path) -> bool:
@@ -129,7 +131,13 @@ def is_raster_file(path: Path) -> bool:
         return False
     if head in _TIFF_MAGIC:
         return True
-    return is_zip(path) and bool(_tiff_members(path))
+    if not is_zip(path):
+        return False
+    names = _zip_names(path)
+    # A zip of vector data may carry a picture too: then it is vector data.
+    if any(n.lower().endswith(_VECTOR_SUFFIXES) or ".gdb/" in n.lower() for n in names):
+        return False
+    return bool(_tiffs(names))
 
 
 def raster_path(settings: Settings, version: Version) -> Path:

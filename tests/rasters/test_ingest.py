@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,12 @@ def test_zipped_geotiff(db: Conn, settings: Settings, tmp_path: Path) -> None:
     raster_layer(db, SLUG)
     archive = zip_of(write_dem(tmp_path / "dem.tif", 200, 100), tmp_path / "dem.zip")
     assert is_raster_file(archive) and is_raster_file(tmp_path / "dem.tif")
+    mixed = tmp_path / "roads.zip"  # a Shapefile with a picture is vector data
+    with zipfile.ZipFile(mixed, "w") as zf:
+        zf.write(tmp_path / "dem.tif", "roads/photo.tif")
+        zf.writestr("roads/roads.shp", b"\x00\x00\x27\x0a")
+    assert not is_raster_file(mixed)
+    assert not is_raster_file(tmp_path / "missing.tif")
     version = ingest_raster(db, settings, archive, layer=SLUG)
     assert version.source_format == "GTiff (zip)"
     assert version.source_layer == "data/dem.tif"
