@@ -15,7 +15,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import yaml_load
 
 from sdi.errors import SdiError
-from sdi.publish.rasters import raster_resources
+from sdi.publish.rasters import add_raster_paths, raster_resources
 from sdi.publish.resources import build_resources
 from sdi.settings import Settings
 
@@ -113,6 +113,7 @@ def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
     oas: dict[str, Any] = get_oas(
         copy.deepcopy(config), fail_on_invalid_collection=False
     )
+    add_raster_paths(oas, config)
     return oas
 
 

@@ -11,6 +11,7 @@ and range type, a PNG rendering, and the map tile sets served by
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "COVERAGE_PROVIDER",
     "GEOTIFF_MEDIA_TYPE",
     "OGC_REL",
+    "add_raster_paths",
     "raster_resource",
     "raster_resources",
 ]
@@ -153,3 +155,101 @@ def raster_resources(conn: Connection[Any], settings: Settings) -> dict[str, Any
         )
         resources[layer.slug] = raster_resource(record, settings, raster)
     return resources
+
+
+def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "style": "form",
+        "explode": False,
+    }
+
+
+def _path_param(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+_SCALING = [
+    _query(
+        "scale-size",
+        "Output size per axis, e.g. E(512),N(512) (axes as in the domain set).",
+        {"type": "string"},
+    ),
+    _query(
+        "scale-factor",
+        "Divide the number of cells along every axis by this (2 halves them).",
+        {"type": "number", "exclusiveMinimum": 0},
+    ),
+    _query("scale-axes", "A factor per axis, e.g. E(2),N(2).", {"type": "string"}),
+]
+_JSON_200 = {
+    "200": {"description": "OK", "content": {"application/json": {}}},
+    "404": {"description": "No such collection, or it is not a raster."},
+}
+
+
+def add_raster_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
+    """Describe sdi's raster routes (``sdi.api.rasters``) in ``openapi``.
+
+    pygeoapi documents ``/collections/{id}/coverage`` without the scaling
+    parameters and nothing of the domain set, range type or map tiles.
+    """
+    paths = openapi.setdefault("paths", {})
+    for slug, resource in (config.get("resources") or {}).items():
+        providers = resource.get("providers") or []
+        if not any(p.get("name") == COVERAGE_PROVIDER for p in providers):
+            continue
+        base = f"/collections/{slug}"
+        coverage = paths.get(f"{base}/coverage", {}).get("get")
+        if coverage is not None:
+            coverage["parameters"] = [
+                p for p in coverage.get("parameters", []) if p not in _SCALING
+            ] + copy.deepcopy(_SCALING)
+        tms = _path_param("tileMatrixSetId", "Tile matrix set: WebMercatorQuad.")
+        get = {"tags": [slug], "responses": copy.deepcopy(_JSON_200)}
+        paths[f"{base}/coverage/domainset"] = {
+            "get": get | {"summary": "Domain set (grid) of the coverage",
+                          "operationId": f"get{slug}CoverageDomainSet"}
+        }  # fmt: skip
+        paths[f"{base}/coverage/rangetype"] = {
+            "get": get | {"summary": "Range type (bands) of the coverage",
+                          "operationId": f"get{slug}CoverageRangeType"}
+        }  # fmt: skip
+        paths[f"{base}/map/tiles"] = {
+            "get": get | {"summary": "Map tile sets",
+                          "operationId": f"get{slug}MapTileSets"}
+        }  # fmt: skip
+        paths[f"{base}/map/tiles/{{tileMatrixSetId}}"] = {
+            "get": get | {"summary": "A map tile set", "parameters": [tms],
+                          "operationId": f"get{slug}MapTileSet"}
+        }  # fmt: skip
+        tile = "{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+        paths[f"{base}/map/tiles/{tile}"] = {
+            "get": {
+                "tags": [slug],
+                "summary": "A 256 x 256 PNG map tile",
+                "operationId": f"get{slug}MapTile",
+                "parameters": [
+                    tms,
+                    _path_param("tileMatrix", "Zoom level, 0 to 24."),
+                    _path_param("tileRow", "Row, from the top."),
+                    _path_param("tileCol", "Column, from the left."),
+                ],
+                "responses": {
+                    "200": {"description": "The tile", "content": {"image/png": {}}},
+                    "204": {"description": "The tile holds no data."},
+                    "304": {"description": "Not modified (If-None-Match)."},
+                    "404": {"description": "No such tile or collection."},
+                },
+            }
+        }  # fmt: skip

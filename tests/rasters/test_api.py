@@ -348,6 +348,11 @@ def test_collection_metadata_and_conformance(published: Published) -> None:
     assert f"{tiles}/mvt" not in classes
     openapi = get(f"{published.url}/openapi", f="json").json()
     assert f"/collections/{DEM}/coverage" in openapi["paths"]
+    coverage_params = openapi["paths"][f"/collections/{DEM}/coverage"]["get"]
+    assert "scale-size" in {p.get("name") for p in coverage_params["parameters"]}
+    tile_path = "/map/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+    assert f"/collections/{DEM}{tile_path}" in openapi["paths"]
+    assert f"/collections/{DEM}/coverage/domainset" in openapi["paths"]
     listed = get(f"{published.url}/collections", f="json").json()["collections"]
     assert {DEM, RGB} <= {c["id"] for c in listed}
     assert get(f"{published.url}/collections/{DEM}", f="html").status_code == 200
