@@ -13,11 +13,12 @@ from rich.table import Table
 from sdi import registry
 from sdi.cli.context import connect
 from sdi.errors import NotFoundError
-from sdi.ingest import ingest_file
-from sdi.ingest.raster import ingest_raster, is_raster_file
+from sdi.ingest.dispatch import ingest_upload
+from sdi.ingest.raster import is_raster_file
 from sdi.publish import write_collections
 from sdi.publish.actions import publish_layer, unpublish_layer
 from sdi.publish.actions import rollback as rollback_layer
+from sdi.registry.models import Version
 from sdi.settings import Settings
 
 __all__ = ["ingest", "layers", "publish", "rollback", "unpublish", "versions"]
@@ -102,23 +103,6 @@ def ingest(
                 ),
             )
             registered = owner.code
-        if raster or layer.kind == "raster":
-            with console.status(f"Converting {file.name} to a Cloud Optimized GeoTIFF"):
-                version = ingest_raster(conn, settings, file, layer=layer.slug, crs=crs)
-            if registered:
-                console.print(
-                    f"Registered raster layer [bold]{slug}[/] for {registered}"
-                )
-            grid = version.schema["raster"]
-            click.echo(
-                f"{slug} version {version.number}: {grid['width']} x {grid['height']} "
-                f"cells, {grid['count']} band(s) of {grid['bands'][0]['dtype']} "
-                f"({version.source_crs}); COG of {version.report['cog_bytes']:,} bytes"
-            )
-            if do_publish:
-                publish_layer(conn, settings, slug, version.number)
-                click.echo(f"published {slug} version {version.number}")
-            return
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -127,8 +111,9 @@ def ingest(
             console=console,
             transient=True,
         ) as bar:
-            task = bar.add_task(f"Loading {file.name}", total=None)
-            version = ingest_file(
+            verb = "Converting" if raster else "Loading"
+            task = bar.add_task(f"{verb} {file.name}", total=None)
+            version = ingest_upload(
                 conn,
                 settings,
                 file,
@@ -141,18 +126,31 @@ def ingest(
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
             )
         if registered:
-            console.print(f"Registered layer [bold]{slug}[/] for {registered}")
-        diff = version.diff
-        click.echo(
-            f"{slug} version {version.number}: {version.feature_count} features "
-            f"({version.geometry_type}, {version.source_crs}); "
-            f"+{diff['added']} ~{diff['changed']} -{diff['removed']}; "
-            f"{version.report.get('repaired', 0)} geometries repaired, "
-            f"{version.report.get('empty', 0)} empty"
-        )
+            kind = "raster layer" if raster else "layer"
+            console.print(f"Registered {kind} [bold]{slug}[/] for {registered}")
+        click.echo(_describe(slug, version))
         if do_publish:
             publish_layer(conn, settings, slug, version.number)
             click.echo(f"published {slug} version {version.number}")
+
+
+def _describe(slug: str, version: Version) -> str:
+    """One line saying what a new version holds."""
+    if version.geometry_type == "Raster":
+        grid = version.schema["raster"]
+        return (
+            f"{slug} version {version.number}: {grid['width']} x {grid['height']} "
+            f"cells, {grid['count']} band(s) of {grid['bands'][0]['dtype']} "
+            f"({version.source_crs}); COG of {version.report['cog_bytes']:,} bytes"
+        )
+    diff = version.diff
+    return (
+        f"{slug} version {version.number}: {version.feature_count} features "
+        f"({version.geometry_type}, {version.source_crs}); "
+        f"+{diff['added']} ~{diff['changed']} -{diff['removed']}; "
+        f"{version.report.get('repaired', 0)} geometries repaired, "
+        f"{version.report.get('empty', 0)} empty"
+    )
 
 
 @click.command()

@@ -3,8 +3,8 @@
 An upload is written to ``<upload_dir>/spool/<token>/<its name>`` by whoever
 receives it (the admin app streams it there), queued with
 :func:`enqueue_ingest`, and loaded by a worker through
-:func:`sdi.ingest.ingest_file`, the same function ``sdi ingest`` calls. The
-spool directory is removed once the job has succeeded or failed.
+:func:`sdi.ingest.dispatch.ingest_upload`, the same function ``sdi ingest``
+calls. The spool directory is removed once the job has succeeded or failed.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 from psycopg import Connection
 
 from sdi.errors import IngestError, TooLargeError
-from sdi.ingest import ingest_file
+from sdi.ingest.dispatch import ingest_upload
 from sdi.ingest.unpack import check_zip, is_zip
 from sdi.jobs.queue import Job, enqueue
 from sdi.registry import audit
@@ -219,7 +219,7 @@ def run_ingest(
 ) -> tuple[dict[str, Any], str]:
     """Load a job's upload (in the caller's transaction): ``(result, message)``."""
     payload = job.payload
-    version = ingest_file(
+    version = ingest_upload(
         conn,
         settings,
         Path(payload["path"]),
@@ -239,9 +239,16 @@ def run_ingest(
         "diff": diff,
         "repaired": version.report.get("repaired", 0),
     }
-    message = (
-        f"Version {version.number}: {version.feature_count:,} features "
-        f"(+{diff.get('added', 0)} ~{diff.get('changed', 0)} "
-        f"-{diff.get('removed', 0)})"
-    )
+    if version.geometry_type == "Raster":
+        grid = version.schema["raster"]
+        message = (
+            f"Version {version.number}: {grid['width']:,} x {grid['height']:,} "
+            f"cells, {grid['count']} band(s)"
+        )
+    else:
+        message = (
+            f"Version {version.number}: {version.feature_count:,} features "
+            f"(+{diff.get('added', 0)} ~{diff.get('changed', 0)} "
+            f"-{diff.get('removed', 0)})"
+        )
     return result, message

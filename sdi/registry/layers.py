@@ -20,6 +20,7 @@ __all__ = [
     "get_layer",
     "list_layers",
     "publish",
+    "set_kind",
     "unpublish",
     "update_layer",
 ]
@@ -45,6 +46,12 @@ ORDER BY l.slug
 _SET_PUBLISHED = """
 UPDATE sdi.layers SET published_version = %s, updated_at = now()
 WHERE id = %s RETURNING *
+"""
+_SET_KIND = """
+UPDATE sdi.layers SET kind = %(kind)s, updated_at = now()
+WHERE id = %(id)s
+  AND NOT EXISTS (SELECT 1 FROM sdi.layer_versions WHERE layer_id = %(id)s)
+RETURNING *
 """
 _VERSION_EXISTS = "SELECT 1 FROM sdi.layer_versions WHERE layer_id = %s AND number = %s"
 _LATEST_VERSION = "SELECT max(number) FROM sdi.layer_versions WHERE layer_id = %s"
@@ -136,6 +143,27 @@ def create_layer(
     except errors.ForeignKeyViolation as exc:
         raise BadInputError("Unknown licence.") from exc
     return layer
+
+
+def set_kind(conn: Connection[Any], layer: Layer, kind: str) -> Layer:
+    """Make a layer without versions a ``vector`` or ``raster`` layer.
+
+    A layer takes the kind of its first upload; once it has a version its kind
+    is fixed (BadInputError).
+    """
+    if kind not in ("vector", "raster"):
+        raise BadInputError("A layer is 'vector' or 'raster'.")
+    if kind == layer.kind:
+        return layer
+    with conn.cursor(row_factory=class_row(Layer)) as cur:
+        updated = cur.execute(_SET_KIND, {"kind": kind, "id": layer.id}).fetchone()
+    if updated is None:
+        held = "raster" if layer.kind == "raster" else "vector features"
+        raise BadInputError(
+            f"Layer {layer.slug!r} holds {held}; register a new layer for a "
+            f"{kind} file."
+        )
+    return updated
 
 
 def get_layer(conn: Connection[Any], slug: str, *, for_update: bool = False) -> Layer:

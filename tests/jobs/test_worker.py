@@ -23,6 +23,7 @@ from sdi.registry.models import Layer, User
 from sdi.settings import Settings
 from tests.ingest import files
 from tests.jobs.conftest import fast_worker, running, spool, spooled
+from tests.rasters.files import write_dem
 
 Conn = psycopg.Connection[Any]
 SDI = str(Path(sys.executable).parent / "sdi")
@@ -436,3 +437,31 @@ def test_abandoned_uploads_are_swept(
     fast_worker(settings).recover(conn)
     assert not orphan.parent.exists()
     assert fresh.exists() and waiting.exists()
+
+
+def test_a_geotiff_upload_makes_the_new_layer_a_raster(
+    conn: Conn,
+    settings: Settings,
+    make_layer: Callable[..., Layer],
+    editor: User,
+    tmp_path: Path,
+) -> None:
+    layer = make_layer(slug="landsd_dem")  # registered from the admin app: vector
+    dem = write_dem(tmp_path / "dem.tif", width=64, height=48)
+    done = fast_worker(settings).run_once()
+    assert done is None
+    job = queue_upload(conn, settings, layer, editor, dem)
+    done = fast_worker(settings).run_once()
+    assert done is not None and done.id == job.id
+    assert done.status == "succeeded", done.error
+    assert done.message == "Version 1: 64 x 48 cells, 1 band(s)"
+    assert registry.get_layer(conn, layer.slug).kind == "raster"
+    assert registry.get_version(conn, layer.id, 1).geometry_type == "Raster"
+    # once it holds a raster, a vector file is refused and nothing changes
+    job = queue_upload(
+        conn, settings, layer, editor, files.make_shapefile_zip(tmp_path)
+    )
+    failed = fast_worker(settings).run_once()
+    assert failed is not None and failed.status == "failed"
+    assert failed.error is not None and "exactly one GeoTIFF" in failed.error
+    assert [v.number for v in registry.list_versions(conn, layer.id)] == [1]
