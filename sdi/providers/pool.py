@@ -8,6 +8,7 @@ id as well, so a pool is never shared across a ``fork`` (gunicorn workers).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -69,6 +70,10 @@ def get_pool(url: str | None = None) -> ConnectionPool[Connection[Any]]:
                 name="sdi-providers",
             )
             pool.open(wait=False)
+            if not _POOLS:
+                # Close while threads can still be joined: a pool left to
+                # interpreter teardown makes gunicorn workers hang on exit.
+                atexit.register(close_pools)
             _POOLS[key] = pool
             LOGGER.debug("opened provider pool (max %s connections)", max_size)
     return pool
