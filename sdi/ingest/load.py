@@ -102,9 +102,12 @@ def _copy(conn: Connection[Any], source: Source, progress: Progress | None) -> i
     ):
         copy.set_types(types)
         for batch in source.batches():
-            for wkb, row in zip(batch.wkb, batch.rows, strict=True):
-                n += 1
-                copy.write_row((n, wkb, *row))
+            # Batches say where they start in the file (several processes
+            # may read it); _n keeps the file's order for ids and matching.
+            base = batch.first - 1 if batch.first else n
+            for i, (wkb, row) in enumerate(zip(batch.wkb, batch.rows, strict=True)):
+                copy.write_row((base + i + 1, wkb, *row))
+            n += len(batch.rows)
             if progress is not None:
                 progress(n, source.info.feature_count)
     return n

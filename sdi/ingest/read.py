@@ -36,8 +36,13 @@ import itertools
 import json
 import logging
 import operator
+import os
+import pickle
+import queue as queue_module
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 from array import array
@@ -805,6 +810,10 @@ class _FionaSource:
             f.name for f in info.fields if f.pg_type in ("date", "timestamp", "time")
         ]
         self._bad_dates: list[int] = []
+        #: (start, stop) of the features this source reads; None: all of them.
+        self.feature_range: tuple[int, int] | None = None
+        #: How another process can open the same dataset (set by ``_open``).
+        self.partition: tuple[Any, Any, Path] | None = None
         self._plan = plan
         self._name = name
         self._crs = crs
@@ -829,37 +838,62 @@ class _FionaSource:
 
         While fiona reads a chunk (holding the GIL), a worker thread builds,
         reprojects and encodes the previous one (PROJ and GEOS release it).
+        Large files in formats with random access are read by several
+        processes at once (:func:`_parallel_batches`).
         """
+        parts = self._parts()
+        if parts > 1:
+            yield from _parallel_batches(self, parts, size)
+            return
         total = 0
         with (
             fiona.Env(),
             _GdalMessages() as gdal,
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdi-wkb") as pool,
         ):
-            queued: deque[tuple[Future[list[bytes | None]], list[tuple[Any, ...]]]]
-            queued = deque()
+            queued: deque[
+                tuple[Future[list[bytes | None]], list[tuple[Any, ...]], int]
+            ] = deque()
             for chunk in self._read(max(1, size), gdal):
                 self._check_types(chunk)
                 geometries = pool.submit(self._geometries, chunk)
-                queued.append((geometries, self._rows(chunk.rows)))
+                queued.append((geometries, self._rows(chunk.rows), chunk.first))
                 total += len(chunk.rows)
                 if len(queued) > 1:
-                    done, rows = queued.popleft()
-                    yield Batch(wkb=done.result(), rows=rows)
+                    done, rows, first = queued.popleft()
+                    yield Batch(wkb=done.result(), rows=rows, first=first)
             while queued:
-                done, rows = queued.popleft()
-                yield Batch(wkb=done.result(), rows=rows)
+                done, rows, first = queued.popleft()
+                yield Batch(wkb=done.result(), rows=rows, first=first)
             self._finish_warnings(gdal)
-        if total == 0:
+        if total == 0 and self.feature_range is None:
             raise IngestError(f"{self._name} has no features.")
+
+    def _parts(self) -> int:
+        """How many processes should read this file (1: read it here)."""
+        count = self.info.feature_count or 0
+        if (
+            self.partition is None
+            or self.feature_range is not None
+            or self.info.format not in _RANDOM_ACCESS
+            or self._plan.xy is not None
+            or count < _PARALLEL_MIN_FEATURES
+        ):
+            return 1
+        return max(1, min(_READ_PROCESSES, os.cpu_count() or 1))
 
     def _read(self, size: int, gdal: _GdalMessages) -> Iterator[_Chunk]:
         """The features in chunks of ``size``, flattened as they are read."""
-        it = iter(self._collection)
+        if self.feature_range is None:
+            it = iter(self._collection)
+            number = 0
+        else:
+            start, stop = self.feature_range
+            it = iter(self._collection.filter(start, stop))
+            number = start
         getter = self._getter
         xy_names = self._plan.xy
-        number = 0
-        chunk = _Chunk(first=1, xy=[] if xy_names else None)
+        chunk = _Chunk(first=number + 1, xy=[] if xy_names else None)
         pending: str | None = None
         feature: Any = None
         while True:
@@ -1079,6 +1113,130 @@ class _FionaSource:
         if self._rescue is not None:
             self._rescue.close()
         self._collection.close()
+
+
+#: Formats whose features fiona can start reading at any index cheaply.
+_RANDOM_ACCESS = frozenset({"ESRI Shapefile", "GPKG", "OpenFileGDB"})
+#: Below this, starting reader processes costs more than it saves.
+_PARALLEL_MIN_FEATURES = 100_000
+_READ_PROCESSES = 2
+
+
+def _parallel_batches(source: _FionaSource, parts: int, size: int) -> Iterator[Batch]:
+    """Read ``source`` in ``parts`` processes, each a range of its features.
+
+    fiona builds Python objects for every feature while holding the GIL, so
+    threads cannot share the work; processes can. Each is a fresh interpreter
+    (``python -c``, independent of how this process was started) that reopens
+    the dataset this process already unpacked and writes finished batches,
+    pickled, to its stdout; a thread per process reads them. Batches carry
+    their feature numbers, so their order does not matter. A reader's
+    ``IngestError`` is re-raised here; the readers are stopped on any exit.
+    """
+    assert source.partition is not None
+    dataset, opts, scratch = source.partition
+    count = source.info.feature_count or 0
+    bounds = [(i * count // parts, (i + 1) * count // parts) for i in range(parts)]
+    results: queue_module.Queue[tuple[str, Any]] = queue_module.Queue(maxsize=4 * parts)
+    readers: list[subprocess.Popen[bytes]] = []
+    threads: list[threading.Thread] = []
+    try:
+        for start, stop in bounds:
+            reader = subprocess.Popen(
+                [sys.executable, "-c", _PART_MAIN],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            readers.append(reader)
+            assert reader.stdin is not None
+            pickle.dump((dataset, opts, scratch, start, stop, size), reader.stdin)
+            reader.stdin.close()
+            thread = threading.Thread(
+                target=_relay,
+                args=(reader, results),
+                name="sdi-read-relay",
+                daemon=True,
+            )
+            thread.start()
+            threads.append(thread)
+        finished = 0
+        while finished < parts:
+            kind, payload = results.get()
+            if kind == "batch":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                finished += 1
+                source.info.warnings.extend(
+                    w for w in payload if w not in source.info.warnings
+                )
+    finally:
+        for reader in readers:
+            if reader.poll() is None:
+                reader.kill()
+        # Unblock relays waiting to put into a full queue, then let them end.
+        while any(t.is_alive() for t in threads):
+            with contextlib.suppress(queue_module.Empty):
+                results.get(timeout=0.1)
+        for reader in readers:
+            reader.wait()
+
+
+_PART_MAIN = "from sdi.ingest.read import _part_main; _part_main()"
+
+
+def _relay(reader: subprocess.Popen[bytes], results: queue_module.Queue[Any]) -> None:
+    """Move a reader process's messages into ``results``; report how it ended."""
+    assert reader.stdout is not None
+    ended = False
+    try:
+        while True:
+            # Our own child process over a private pipe: trusted data.
+            message = pickle.load(reader.stdout)  # noqa: S301
+            results.put(message)
+            if message[0] in ("done", "error"):
+                ended = True
+                return
+    except (EOFError, pickle.UnpicklingError, OSError):
+        pass
+    finally:
+        if not ended:
+            code = reader.wait()
+            results.put(
+                ("error", IngestError(f"A reader process ended early (code {code})."))
+            )
+
+
+def _part_main() -> None:
+    """Entry point of a reader process: features [start, stop) to stdout."""
+    # The batches go to the original stdout; anything a library prints goes
+    # to stderr instead of into the stream.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    # Sent by the parent process over a private pipe: trusted data.
+    dataset, opts, scratch, start, stop, size = pickle.load(sys.stdin.buffer)  # noqa: S301
+
+    def send(message: tuple[str, Any]) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+        out.flush()
+
+    try:
+        with fiona.Env():
+            work = Path(tempfile.mkdtemp(prefix="part-", dir=scratch))
+            source = _open_dataset(dataset, opts, work)
+            source.feature_range = (start, stop)
+            try:
+                for batch in source.batches(size):
+                    send(("batch", batch))
+            finally:
+                source.close()
+        send(("done", source.info.warnings))
+    except IngestError as exc:
+        send(("error", exc))
+    except Exception as exc:  # anything else would be lost with the process
+        LOGGER.exception("reader process for features %d-%d failed", start, stop)
+        send(("error", IngestError(f"Reading the file failed: {exc}")))
 
 
 def _crs_label_short(crs: CRS) -> str:
@@ -1555,9 +1713,9 @@ def _open(
             dataset, layer = _locate(
                 path, work_dir=scratch, settings=settings, layer=opts.layer
             )
-            source = _open_dataset(
-                dataset, dataclasses.replace(opts, layer=layer), scratch
-            )
+            chosen = dataclasses.replace(opts, layer=layer)
+            source = _open_dataset(dataset, chosen, scratch)
+            source.partition = (dataset, chosen, scratch)
             try:
                 yield source
             finally:

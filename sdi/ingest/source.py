@@ -51,6 +51,9 @@ class Batch:
 
     wkb: list[bytes | None]
     rows: list[tuple[Any, ...]]
+    #: Number (1-based) of the batch's first feature in the file; batches may
+    #: arrive out of order when a file is read by several processes.
+    first: int = 0
 
 
 class Source(Protocol):
