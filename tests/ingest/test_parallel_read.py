@@ -21,6 +21,21 @@ Conn = psycopg.Connection[Any]
 
 
 @pytest.fixture
+def parallel_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Lower the threshold; record how many processes each parallel read used."""
+    monkeypatch.setattr(read, "_PARALLEL_MIN_FEATURES", 100)
+    calls: list[int] = []
+    real = read._parallel_batches
+
+    def observed(source: Any, parts: int, size: int) -> Any:
+        calls.append(parts)
+        return real(source, parts, size)
+
+    monkeypatch.setattr(read, "_parallel_batches", observed)
+    return calls
+
+
+@pytest.fixture
 def agency(conn: Conn) -> registry.Agency:
     return registry.create_agency(conn, "landsd", "Lands Department")
 
@@ -46,11 +61,11 @@ def test_parallel_and_sequential_reads_load_the_same_rows(
     settings: Settings,
     agency: registry.Agency,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     archive = files.make_shapefile_zip(tmp_path, n=2000, geometry="Polygon")
     one = ingest_file(conn, settings, archive, layer=layer(conn, agency, "one"))
-    monkeypatch.setattr(read, "_PARALLEL_MIN_FEATURES", 100)
+    parallel = request.getfixturevalue("parallel_reads")
     source_seen: list[int] = []
     many = ingest_file(
         conn,
@@ -67,6 +82,7 @@ def test_parallel_and_sequential_reads_load_the_same_rows(
     assert [r[2:] for r in rows_many] == [r[2:] for r in rows_one]
     assert [r[1] for r in rows_many] == [r[1] for r in rows_one]
     assert source_seen[-1] == 2000
+    assert parallel == [2]
     assert list(settings.upload_dir.iterdir()) == []
 
 
@@ -79,8 +95,40 @@ def test_a_bad_record_read_by_another_process_fails_cleanly(
 ) -> None:
     monkeypatch.setattr(read, "_PARALLEL_MIN_FEATURES", 10)
     archive = files.make_truncated_shapefile_zip(tmp_path, n=40)
+    parts: list[int] = []
+    real = read._parallel_batches
+    monkeypatch.setattr(
+        read,
+        "_parallel_batches",
+        lambda source, n, size: parts.append(n) or real(source, n, size),
+    )
     slug = layer(conn, agency, "broken")
     with pytest.raises(IngestError, match=r"^Feature 40 of truncated\.shp"):
         ingest_file(conn, settings, archive, layer=slug)
     assert conn.execute("SELECT to_regclass('sdi_data.broken')").fetchone() == (None,)
     assert list(settings.upload_dir.iterdir()) == []
+    assert parts == [2]
+
+
+def test_a_geopackage_layer_read_in_parallel_matches(
+    conn: Conn,
+    settings: Settings,
+    agency: registry.Agency,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    gpkg = files.make_geopackage(tmp_path, n=600)
+    one = ingest_file(
+        conn, settings, gpkg, layer=layer(conn, agency, "one"), source_layer="districts"
+    )
+    parallel = request.getfixturevalue("parallel_reads")
+    many = ingest_file(
+        conn,
+        settings,
+        gpkg,
+        layer=layer(conn, agency, "many"),
+        source_layer="districts",
+    )
+    assert many.feature_count == one.feature_count == 600
+    assert [r[1:] for r in table(conn, "many")] == [r[1:] for r in table(conn, "one")]
+    assert parallel == [2]
