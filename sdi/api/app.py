@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -32,32 +31,36 @@ import pygeoapi.api.tiles as tiles_api
 from flask import (
     Flask,
     Response,
-    current_app,
-    make_response,
     request,
     send_from_directory,
 )
-from pygeoapi.api import API, APIRequest, apply_gzip
-from werkzeug.datastructures import Headers
+from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
 from sdi.api import rasters
+from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
+from sdi.api.runtime import (
+    EXTENSION_KEY,
+    ApiFunction,
+    Content,
+    execute,
+    live_api,
+    ogc_error,
+)
 from sdi.errors import SdiError
 from sdi.providers import DATABASE_URL_ENV
 from sdi.settings import Settings
 
 __all__ = ["EXTENSION_KEY", "create_app", "live_api"]
+_execute = execute
+_ogc_error = ogc_error
 
 LOGGER = logging.getLogger(__name__)
 
-#: Where the app keeps its :class:`LiveApi` in ``app.extensions``.
-EXTENSION_KEY = "sdi_live_api"
 _STATIC = Path(pygeoapi.__file__).parent / "static"
 #: Front-end libraries bundled by ``scripts/build-assets`` (not in git).
 _VENDOR = Path(__file__).parent / "static" / "vendor"
-
-ApiFunction = Callable[..., tuple[dict[str, Any], int, str | bytes]]
 
 _OGC_CODES = {
     400: "InvalidParameterValue",
@@ -66,38 +69,6 @@ _OGC_CODES = {
     406: "InvalidParameterValue",
     503: "ServiceUnavailable",
 }
-
-
-def live_api(app: Flask | None = None) -> LiveApi:
-    """The :class:`LiveApi` of ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    live: LiveApi = target.extensions[EXTENSION_KEY]
-    return live
-
-
-def _ogc_error(status: int, code: str, description: str) -> Response:
-    response = make_response(
-        {"code": code, "type": code, "description": description}, status
-    )
-    response.headers["Content-Type"] = "application/json"
-    return response
-
-
-def _execute(
-    function: ApiFunction, *args: Any, skip_valid_check: bool = False
-) -> Response:
-    """Run a pygeoapi API function for the current request."""
-    api: API = live_api().current()
-    api_request = APIRequest.from_flask(request, api.locales)
-    if not skip_valid_check and not api_request.is_valid():
-        headers, status, content = api.get_format_exception(api_request)
-    else:
-        headers, status, content = function(api, api_request, *args)
-        content = apply_gzip(headers, content)
-    response = make_response(content, status)
-    # pygeoapi's headers win over Flask's defaults (Content-Type above all).
-    response.headers.update(Headers(headers or {}))
-    return response
 
 
 def _check_database_env(settings: Settings) -> None:
@@ -141,7 +112,7 @@ def _with_our_templates(function: ApiFunction) -> ApiFunction:
 
     def call(
         api: API, api_request: APIRequest, *args: Any
-    ) -> tuple[dict[str, Any], int, str | bytes]:
+    ) -> tuple[dict[str, Any], int, Content]:
         api.tpl_config.setdefault("path", api.config["server"]["templates"]["path"])
         return function(api, api_request, *args)
 
@@ -241,6 +212,17 @@ def _register_cors(app: Flask) -> None:
         api = live_api().peek()
         if api is not None and api.config["server"].get("cors"):
             response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    @app.after_request
+    def keyed_responses_are_private(response: Response) -> Response:
+        # What a key opens must not land in a shared cache.
+        if presented_key() is not None:
+            cache = response.headers.get("Cache-Control", "")
+            parts = [p.strip() for p in cache.split(",") if p.strip()]
+            parts = [p for p in parts if p not in ("public", "immutable")]
+            response.headers["Cache-Control"] = ", ".join(["private", *parts])
+            response.vary.add(API_KEY_HEADER)
         return response
 
 

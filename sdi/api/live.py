@@ -10,13 +10,23 @@ rollback within about ``interval`` seconds plus the build, without restarting.
 
 Nothing connects before the first request: building an app is free of side
 effects, and a worker forked from a preloaded master opens its own connection.
+
+Restricted layers are in the full configuration, but the ``API`` served to a
+request without a key leaves them out. A request whose API key opens some of
+them gets a *view*: an ``API`` over the public collections plus those, built
+on first use and kept (per generation, per set of granted layers) until the
+generation moves. Key checks are cached for :data:`KEY_CACHE_S` seconds, so a
+revoked key stops working within that time in every worker.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import psycopg
@@ -24,11 +34,18 @@ from pygeoapi import l10n
 from pygeoapi.api import API
 
 from sdi.errors import SdiError
-from sdi.publish import build_config, build_openapi
+from sdi.publish import build_config, build_openapi, restricted_layers
 from sdi.registry import current_generation
+from sdi.registry.apikeys import verify
 from sdi.settings import Settings
 
-__all__ = ["RELOAD_INTERVAL_S", "ApiUnavailableError", "LiveApi"]
+__all__ = [
+    "KEY_CACHE_S",
+    "RELOAD_INTERVAL_S",
+    "ApiUnavailableError",
+    "LiveApi",
+    "config_view",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -36,6 +53,10 @@ LOGGER = logging.getLogger(__name__)
 RELOAD_INTERVAL_S = 0.5
 #: After a failed rebuild, wait this long before the next try.
 _RETRY_AFTER_FAILURE_S = 5.0
+#: How long a verified (or refused) API key is trusted without asking again.
+KEY_CACHE_S = 1.0
+#: Views (API objects for sets of granted layers) kept per process.
+_MAX_VIEWS = 32
 _CONNECT_TIMEOUT_S = 5
 
 
@@ -61,6 +82,13 @@ class LiveApi:
         self._generation: int | None = None
         self._next_check = 0.0
         self._conn: psycopg.Connection[Any] | None = None
+        self._config: dict[str, Any] | None = None
+        #: Restricted collection id -> layer id, in the current generation.
+        self._restricted: dict[str, int] = {}
+        self._views: OrderedDict[frozenset[str], API] = OrderedDict()
+        self._views_lock = threading.Lock()
+        self._keys: dict[str, tuple[float, frozenset[int] | None]] = {}
+        self._keys_lock = threading.Lock()
 
     @property
     def generation(self) -> int | None:
@@ -71,8 +99,58 @@ class LiveApi:
         """The current ``API`` without checking for a newer one (may be None)."""
         return self._api
 
-    def current(self) -> API:
-        """The ``API`` to serve this request with, rebuilt first if it is stale."""
+    def current(self, grants: frozenset[str] = frozenset()) -> API:
+        """The ``API`` to serve a request with, rebuilt first if it is stale.
+
+        ``grants`` are the restricted collections the request's API key opens.
+        """
+        public = self._public()
+        if not grants:
+            return public
+        with self._views_lock:
+            visible = frozenset(grants) & frozenset(self._restricted)
+            config = self._config
+            if not visible or config is None:
+                return public
+            view = self._views.get(visible)
+            if view is not None:
+                self._views.move_to_end(visible)
+                return view
+        hidden = set(self._restricted) - visible
+        view_config = config_view(config, hidden)
+        view = API(view_config, build_openapi(view_config))
+        with self._views_lock:
+            if self._config is config:
+                self._views[visible] = view
+                while len(self._views) > _MAX_VIEWS:
+                    self._views.popitem(last=False)
+        return view
+
+    def key_grants(self, key: str) -> frozenset[str] | None:
+        """Restricted collection ids ``key`` opens; None if the key is not valid."""
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        now = time.monotonic()
+        with self._keys_lock:
+            cached = self._keys.get(digest)
+        if cached is None or cached[0] <= now:
+            layer_ids: frozenset[int] | None = None
+            with psycopg.connect(
+                self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
+            ) as conn:
+                found = verify(conn, key)
+            if found is not None:
+                layer_ids = frozenset(found[1])
+            with self._keys_lock:
+                if len(self._keys) > 1024:
+                    self._keys.clear()
+                self._keys[digest] = (now + KEY_CACHE_S, layer_ids)
+            cached = (now, layer_ids)
+        ids = cached[1]
+        if ids is None:
+            return None
+        return frozenset(slug for slug, lid in self._restricted.items() if lid in ids)
+
+    def _public(self) -> API:
         api = self._api
         if api is not None and time.monotonic() < self._next_check:
             return api
@@ -118,8 +196,13 @@ class LiveApi:
             # with the build is then seen again at the next check.
             generation = current_generation(conn)
             if self._api is None or generation != self._generation:
-                api = self._build(conn)
-                self._api, self._generation = api, generation
+                config, restricted = self._build_config(conn)
+                public = config_view(config, set(restricted))
+                api = API(public, build_openapi(public))
+                with self._views_lock:
+                    self._config, self._restricted = config, restricted
+                    self._views.clear()
+                    self._api, self._generation = api, generation
                 # pygeoapi caches the translated configuration for HTML pages
                 # per language; it belongs to the old API.
                 l10n._cfg_cache.clear()
@@ -144,7 +227,44 @@ class LiveApi:
                 raise
             LOGGER.exception("rebuilding the API failed; still serving the old one")
 
-    def _build(self, conn: psycopg.Connection[Any]) -> API:
-        config = build_config(conn, self._settings)
-        openapi = build_openapi(config)
-        return API(config, openapi)
+    def _build_config(
+        self, conn: psycopg.Connection[Any]
+    ) -> tuple[dict[str, Any], dict[str, int]]:
+        # One snapshot, so the configuration and the restricted list agree.
+        with conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            config = build_config(conn, self._settings)
+            restricted = restricted_layers(conn)
+        return config, {s: i for s, i in restricted.items() if s in config["resources"]}
+
+
+def config_view(config: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
+    """``config`` without the collections in ``hidden`` (nor their catalogue records).
+
+    Resources are shared with ``config`` except the catalogue's, which is copied
+    before its records are filtered.
+    """
+    view = dict(config)
+    resources: dict[str, Any] = {}
+    for name, resource in config.get("resources", {}).items():
+        if name in hidden:
+            continue
+        if hidden and _has_records(resource):
+            resource = copy.deepcopy(resource)
+            for provider in resource["providers"]:
+                if provider.get("type") == "record" and isinstance(
+                    provider.get("data"), list
+                ):
+                    provider["data"] = [
+                        r for r in provider["data"] if r.get("id") not in hidden
+                    ]
+        resources[name] = resource
+    view["resources"] = resources
+    return view
+
+
+def _has_records(resource: dict[str, Any]) -> bool:
+    return any(
+        p.get("type") == "record" and isinstance(p.get("data"), list)
+        for p in resource.get("providers") or []
+    )

@@ -22,6 +22,7 @@ from sdi.publish.resources import (
     SUPPORTED_CRS,
     build_resources,
     collection_resource,
+    restricted_layers,
 )
 
 __all__ = [
@@ -39,5 +40,6 @@ __all__ = [
     "collection_resource",
     "load_base_config",
     "render_collection",
+    "restricted_layers",
     "write_collections",
 ]

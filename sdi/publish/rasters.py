@@ -123,16 +123,16 @@ def raster_resource(
 
 
 def raster_resources(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
-    """``{slug: resource}`` for every published public raster layer, by slug.
+    """``{slug: resource}`` for every published raster layer, by slug.
 
-    Restricted layers are not served (as for vector layers, they wait for API
-    keys); a published version whose COG is missing is logged and left out.
+    Restricted layers included (the API shows them to granted API keys only);
+    a published version whose COG is missing is logged and left out.
     """
     agencies = {a.id: a for a in list_agencies(conn)}
     licences = {lic.id: lic for lic in list_licences(conn)}
     resources: dict[str, Any] = {}
     for layer in list_layers(conn, published=True):
-        if layer.kind != "raster" or layer.visibility != "public":
+        if layer.kind != "raster":
             continue
         if layer.published_version is None:
             continue

@@ -18,6 +18,7 @@ from sdi.registry import (
     list_agencies,
     list_layers,
     list_licences,
+    list_versions,
 )
 from sdi.registry.catalog import table_columns, table_srid
 
@@ -31,6 +32,7 @@ __all__ = [
     "collection_resource",
     "crs_uri",
     "field_schema",
+    "restricted_layers",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ class LayerRecord:
     licence: Licence
     columns: dict[str, str]
     srid: int
+    #: Versions 1..published, oldest first: the ones the API lets clients query.
+    versions: tuple[Version, ...] = ()
 
 
 def crs_uri(srid: int) -> str:
@@ -112,6 +116,23 @@ def _published_fields(record: LayerRecord) -> dict[str, dict[str, str]]:
             continue
         fields[name] = field_schema(sql_type)
     return fields
+
+
+def _version_list(record: LayerRecord) -> list[dict[str, Any]]:
+    """The queryable versions (oldest first): number, size, date, attribute names."""
+    out = []
+    for version in record.versions or (record.version,):
+        names = [f["name"] for f in version.schema.get("fields", [])]
+        out.append(
+            {
+                "number": version.number,
+                "features": version.feature_count,
+                "created": version.created_at.isoformat(),
+                "fields": [n for n in names if n in record.columns]
+                or list(record.columns),
+            }
+        )
+    return out
 
 
 def _title_field(fields: dict[str, dict[str, str]]) -> str | None:
@@ -201,6 +222,7 @@ def collection_resource(record: LayerRecord) -> dict[str, Any]:
             "version": version.number,
             "srid": record.srid,
             "fields": fields,
+            "versions": _version_list(record),
         },
         "id_field": ID_FIELD,
         "storage_crs": storage_crs,
@@ -232,15 +254,21 @@ def _records(conn: Connection[Any], default_srid: int) -> list[LayerRecord]:
     licences = {lic.id: lic for lic in list_licences(conn)}
     records = []
     for layer in list_layers(conn, published=True):
-        if layer.visibility != "public":
-            continue  # restricted layers wait for API keys
+        # Restricted layers are in the configuration too; the API shows them
+        # only to API keys granted for them (sdi.api.access).
         if layer.kind != "vector" or layer.published_version is None:
             continue
         columns = table_columns(conn, layer.slug)
         if columns is None:
             LOGGER.error("layer %s is published but has no table", layer.slug)
             continue
-        version = get_version(conn, layer.id, layer.published_version)
+        published = layer.published_version
+        versions = tuple(
+            v for v in list_versions(conn, layer.id) if v.number <= published
+        )
+        version = next((v for v in versions if v.number == published), None)
+        if version is None:
+            version = get_version(conn, layer.id, published)
         srid = table_srid(conn, layer.slug) or int(
             version.schema.get("srid") or default_srid
         )
@@ -252,11 +280,24 @@ def _records(conn: Connection[Any], default_srid: int) -> list[LayerRecord]:
                 licence=licences[layer.licence_id],
                 columns=columns,
                 srid=srid,
+                versions=versions,
             )
         )
     return records
 
 
+def restricted_layers(conn: Connection[Any]) -> dict[str, int]:
+    """``{slug: layer id}`` of the published layers only API keys may see."""
+    return {
+        layer.slug: layer.id
+        for layer in list_layers(conn, published=True)
+        if layer.visibility != "public"
+    }
+
+
 def build_resources(conn: Connection[Any], default_srid: int) -> dict[str, Any]:
-    """``{slug: resource}`` for every published public vector layer, by slug."""
+    """``{slug: resource}`` for every published vector layer, by slug.
+
+    Restricted layers included: :func:`restricted_layers` names them.
+    """
     return {r.layer.slug: collection_resource(r) for r in _records(conn, default_srid)}

@@ -18,6 +18,7 @@ from sdi.publish import (
     build_openapi,
     build_resources,
     check_config,
+    restricted_layers,
     write_collections,
 )
 from sdi.settings import Settings
@@ -96,14 +97,33 @@ def test_collection_resource(published: Conn) -> None:
     assert "url" not in str(data) and "postgresql" not in str(resource)
 
 
-def test_unpublished_and_restricted_layers_are_left_out(published: Conn) -> None:
+def test_unpublished_layers_are_left_out_and_restricted_ones_named(
+    published: Conn,
+) -> None:
     create_layer(published, "landsd_draft", title_en="Draft")
     add_version(published, "landsd_draft", buildings(range(3)), publish=False)
     create_layer(published, "landsd_secret", title_en="Secret", visibility="restricted")
     add_version(published, "landsd_secret", buildings(range(3)))
-    assert list(build_resources(published, 4326)) == [SLUG]
+    # Restricted layers are configured; the API hides them from clients
+    # without a granted key (tests/api/test_access.py).
+    assert sorted(build_resources(published, 4326)) == [SLUG, "landsd_secret"]
+    secret = registry.get_layer(published, "landsd_secret")
+    assert restricted_layers(published) == {"landsd_secret": secret.id}
     registry.unpublish(published, SLUG)
+    registry.unpublish(published, "landsd_secret")
     assert build_resources(published, 4326) == {}
+    assert restricted_layers(published) == {}
+
+
+def test_versions_up_to_the_published_one_are_listed(published: Conn) -> None:
+    add_version(published, SLUG, buildings(range(30)))
+    add_version(published, SLUG, buildings(range(40)), publish=False)
+    versions = build_resources(published, 4326)[SLUG]["providers"][0]["data"][
+        "versions"
+    ]
+    assert [v["number"] for v in versions] == [1, 2]
+    assert versions[1]["features"] == 30
+    assert versions[1]["fields"] == [name for name, _ in BUILDING_FIELDS]
 
 
 def test_resource_follows_the_published_version(published: Conn) -> None:
