@@ -93,9 +93,9 @@ def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
     """
     config = load_base_config(settings)
     resources = config["resources"]
-    layers = build_resources(conn, settings.storage_srid) | raster_resources(
-        conn, settings
-    )
+    layers = build_resources(
+        conn, settings.storage_srid, settings.public_url
+    ) | raster_resources(conn, settings)
     for slug, resource in layers.items():
         if slug in resources:
             LOGGER.warning("layer %s replaces the base resource of that name", slug)

@@ -27,6 +27,7 @@ __all__ = [
     "ID_FIELD",
     "PROVIDER_NAME",
     "SUPPORTED_CRS",
+    "TILESETS_VECTOR_REL",
     "LayerRecord",
     "build_resources",
     "collection_resource",
@@ -173,7 +174,11 @@ def _descriptions(record: LayerRecord) -> dict[str, str]:
     return {"en": " ".join(p for p in en if p), "zh": "".join(p for p in zh if p)}
 
 
-def _links(record: LayerRecord) -> list[dict[str, str]]:
+#: OGC link relation of a collection's vector tile sets.
+TILESETS_VECTOR_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+
+
+def _links(record: LayerRecord, base_url: str = "") -> list[dict[str, str]]:
     licence, agency, layer = record.licence, record.agency, record.layer
     links: list[dict[str, str]] = []
     if licence.url:
@@ -195,6 +200,22 @@ def _links(record: LayerRecord) -> list[dict[str, str]]:
                 "href": f"mailto:{email}",
             }
         )
+    if base_url:
+        collection = f"{base_url.rstrip('/')}/collections/{layer.slug}"
+        links += [
+            {
+                "type": "application/json",
+                "rel": TILESETS_VECTOR_REL,
+                "title": "Vector tiles / 向量圖塊",
+                "href": f"{collection}/tiles",
+            },
+            {
+                "type": "application/json",
+                "rel": "version-history",
+                "title": "Versions / 版本",
+                "href": f"{collection}/versions",
+            },
+        ]
     return links
 
 
@@ -206,8 +227,12 @@ def _keywords(record: LayerRecord) -> list[str]:
     return words
 
 
-def collection_resource(record: LayerRecord) -> dict[str, Any]:
-    """The pygeoapi resource definition of one published layer."""
+def collection_resource(record: LayerRecord, base_url: str = "") -> dict[str, Any]:
+    """The pygeoapi resource definition of one published layer.
+
+    With ``base_url`` (the API's public URL) the links include the layer's
+    vector tiles and version history.
+    """
     layer, version = record.layer, record.version
     fields = _published_fields(record)
     storage_crs = crs_uri(record.srid)
@@ -238,7 +263,7 @@ def collection_resource(record: LayerRecord) -> dict[str, Any]:
         "title": _bilingual(layer.title_en, layer.title_zh),
         "description": _descriptions(record),
         "keywords": _keywords(record),
-        "links": _links(record),
+        "links": _links(record, base_url),
         "extents": {
             "spatial": {
                 "bbox": [float(v) for v in (version.extent or _WORLD)],
@@ -295,9 +320,14 @@ def restricted_layers(conn: Connection[Any]) -> dict[str, int]:
     }
 
 
-def build_resources(conn: Connection[Any], default_srid: int) -> dict[str, Any]:
+def build_resources(
+    conn: Connection[Any], default_srid: int, base_url: str = ""
+) -> dict[str, Any]:
     """``{slug: resource}`` for every published vector layer, by slug.
 
     Restricted layers included: :func:`restricted_layers` names them.
     """
-    return {r.layer.slug: collection_resource(r) for r in _records(conn, default_srid)}
+    return {
+        r.layer.slug: collection_resource(r, base_url)
+        for r in _records(conn, default_srid)
+    }

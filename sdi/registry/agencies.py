@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.registry import audit, permissions
+from sdi.registry.publication import bump_generation
 from sdi.registry.models import ROLES, Agency, User
 from sdi.registry.passwords import hash_password
 
@@ -182,4 +183,6 @@ def update_agency(
                 user_id=by.id,
                 details=changes,
             )
+            # Collections show the agency's names and links: republish.
+            bump_generation(conn)
     return agency

@@ -9,6 +9,7 @@ from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.registry import audit, permissions
+from sdi.registry.publication import bump_generation
 from sdi.registry.models import Licence, User
 
 __all__ = [
@@ -149,4 +150,6 @@ def update_licence(
                 user_id=by.id,
                 details=changes,
             )
+            # Collections show the licence's names and links: republish.
+            bump_generation(conn)
     return licence
