@@ -15,6 +15,7 @@ from pygeoapi.openapi import get_oas
 from pygeoapi.util import yaml_load
 
 from sdi.errors import SdiError
+from sdi.publish.catalog import add_catalog
 from sdi.publish.rasters import add_raster_paths, raster_resources
 from sdi.publish.resources import build_resources
 from sdi.settings import Settings
@@ -100,6 +101,7 @@ def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
         if slug in resources:
             LOGGER.warning("layer %s replaces the base resource of that name", slug)
         resources[slug] = resource
+    add_catalog(resources, conn, settings, layers)  # OGC API - Records: "catalog"
     return config
 
 
