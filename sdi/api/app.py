@@ -37,7 +37,7 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
-from sdi.api import rasters
+from sdi.api import l10n_scope, rasters
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -259,6 +259,7 @@ def create_app(
 ) -> Flask:
     """The OGC API app for ``settings`` (no database access until a request)."""
     _check_database_env(settings)
+    l10n_scope.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False

@@ -30,7 +30,6 @@ from collections import OrderedDict
 from typing import Any
 
 import psycopg
-from pygeoapi import l10n
 from pygeoapi.api import API
 
 from sdi.errors import SdiError
@@ -128,6 +127,7 @@ class LiveApi:
 
     def key_grants(self, key: str) -> frozenset[str] | None:
         """Restricted collection ids ``key`` opens; None if the key is not valid."""
+        self._public()  # the restricted layers of the current generation
         digest = hashlib.sha256(key.encode()).hexdigest()
         now = time.monotonic()
         with self._keys_lock:
@@ -203,9 +203,6 @@ class LiveApi:
                     self._config, self._restricted = config, restricted
                     self._views.clear()
                     self._api, self._generation = api, generation
-                # pygeoapi caches the translated configuration for HTML pages
-                # per language; it belongs to the old API.
-                l10n._cfg_cache.clear()
                 LOGGER.info(
                     "serving publication generation %s (%d collections, %.0f ms)",
                     generation,

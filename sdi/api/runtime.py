@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, make_response, request
 from pygeoapi.api import API, APIRequest, apply_gzip
 from werkzeug.datastructures import Headers
 
+from sdi.api import l10n_scope
 from sdi.api.access import request_grants
 from sdi.api.live import LiveApi
 
@@ -48,7 +49,9 @@ def live_api(app: Flask | None = None) -> LiveApi:
 def request_api() -> API:
     """The ``API`` object serving the current request (its key's view)."""
     live = live_api()
-    return live.current(request_grants(live))
+    api = live.current(request_grants(live))
+    l10n_scope.use(api)
+    return api
 
 
 def ogc_error(status: int, code: str, description: str) -> Response:
