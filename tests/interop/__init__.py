@@ -1,0 +1,1 @@
+"""Interoperability: real GIS clients (GDAL, QGIS, OWSLib) read the demo layers."""

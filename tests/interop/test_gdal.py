@@ -1,0 +1,301 @@
+"""GDAL's OGC API - Features driver (``OAPIF:``) reads every demo layer.
+
+``ogrinfo``/``ogr2ogr`` run as subprocesses against the real ``sdi serve``;
+what they write is read back with fiona and compared with the demo's source
+records (HK 1980 Grid) and with SQL on the layer tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import fiona
+import pytest
+from shapely.geometry import box, shape
+
+from tests.interop.conftest import (
+    CHINESE,
+    EPSG2326,
+    LAYERS,
+    Demo,
+    Layer,
+    max_distance,
+    to_hk80,
+    to_wgs84,
+    vertices,
+)
+
+SLUGS = sorted(LAYERS)
+#: Centimetre agreement, in metres.
+TOLERANCE_M = 0.01
+
+
+def gdal(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run a GDAL utility; the server is local, so no proxy."""
+    env = dict(os.environ, GDAL_HTTP_TIMEOUT="60", CPL_DEBUG="OFF")
+    for proxy in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        env.pop(proxy, None)
+    return subprocess.run(
+        list(args), capture_output=True, text=True, timeout=300, check=False, env=env
+    )
+
+
+def gdal_version() -> tuple[int, int]:
+    out = gdal("gdalinfo", "--version").stdout  # "GDAL 3.6.2, released ..."
+    major, minor = re.match(r"GDAL (\d+)\.(\d+)", out).groups()  # type: ignore[union-attr]
+    return int(major), int(minor)
+
+
+def read_gpkg(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """Features of the only layer of a GeoPackage, and the layer's EPSG code."""
+    with fiona.open(path) as src:
+        epsg = src.crs.to_epsg() if src.crs else None
+        features = [
+            {
+                "properties": dict(f.properties),
+                "geometry": {
+                    "type": f.geometry.type,
+                    "coordinates": f.geometry.coordinates,
+                },
+            }
+            for f in src
+        ]
+    return features, (f"EPSG:{epsg}" if epsg else None)
+
+
+def by_key(layer: Layer, features: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Features by the layer's key value; fails on duplicates."""
+    out: dict[str, dict[str, Any]] = {}
+    for f in features:
+        k = str(f["properties"][layer.key])
+        assert k not in out, f"{layer.slug}: feature {k} returned twice"
+        out[k] = f
+    return out
+
+
+def assert_same_properties(layer: Layer, key: str, got: dict[str, Any]) -> None:
+    """Every source attribute came through with its value (floats to 1e-9)."""
+    want = layer.properties[key]
+    for name, value in want.items():
+        assert name in got, f"{layer.slug}: attribute {name} missing"
+        if isinstance(value, float):
+            assert isinstance(got[name], int | float), (layer.slug, key, name)
+            assert math.isclose(got[name], value, abs_tol=1e-9), (
+                f"{layer.slug} {key}: {name} is {got[name]!r}, the file has {value!r}"
+            )
+        else:
+            assert got[name] == value, (
+                f"{layer.slug} {key}: {name} is {got[name]!r}, the file has {value!r}"
+            )
+
+
+@pytest.fixture(scope="module")
+def crs84_exports(
+    demo: Demo, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each layer exported once by ``ogr2ogr -f GPKG`` in the default CRS (CRS84)."""
+    out_dir = tmp_path_factory.mktemp("gdal")
+    exports = {}
+    for slug in SLUGS:
+        out = out_dir / f"{slug}.gpkg"
+        # a page size below every layer's count makes GDAL follow next links
+        # GDAL's default page size (10): it follows next links, and it types
+        # the fields from the first page
+        run = gdal("ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{demo.url}", slug)
+        assert run.returncode == 0, run.stderr
+        exports[slug] = out
+    return exports
+
+
+def test_ogrinfo_lists_every_demo_layer(demo: Demo) -> None:
+    listing = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{demo.url}")
+    assert listing.returncode == 0, listing.stderr
+    types = {"Polygon": "Polygon", "Point": "Point", "LineString": "Line String"}
+    for slug, layer in demo.layers.items():
+        assert re.search(
+            rf"^\d+: {slug} \(title: .*\) \({types[layer.geometry_type]}\)$",
+            listing.stdout,
+            re.MULTILINE,
+        ), listing.stdout
+        summary = gdal("ogrinfo", "-ro", "-so", f"OAPIF:{demo.url}", slug)
+        assert summary.returncode == 0, summary.stderr
+        assert f"Feature Count: {demo.count(slug)}\n" in summary.stdout
+        for name in layer.properties[next(iter(layer.properties))]:
+            assert re.search(rf"^{name}: \w+", summary.stdout, re.MULTILINE), (
+                f"{slug}: {name} not in\n{summary.stdout}"
+            )
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_ogr2ogr_exports_every_feature_in_crs84(
+    demo: Demo, crs84_exports: dict[str, Path], slug: str
+) -> None:
+    layer = demo.layers[slug]
+    features, crs = read_gpkg(crs84_exports[slug])
+    assert crs == "EPSG:4326"
+    got = by_key(layer, features)
+    assert set(got) == set(layer.properties) == demo.keys(slug)
+    for key, feature in got.items():
+        assert_same_properties(layer, key, feature["properties"])
+        lonlat = vertices(feature["geometry"])
+        # longitude, latitude (GDAL's traditional order for EPSG:4326)
+        assert max_distance(to_hk80(lonlat), layer.coords[key]) < TOLERANCE_M, key
+    assert any(f["properties"][CHINESE[slug]] for f in features)
+
+
+def _hk80_export(demo: Demo, slug: str, out: Path) -> tuple[Path, bool]:
+    """``ogr2ogr`` of a layer in EPSG:2326; whether GDAL swapped the axes itself.
+
+    GDAL 3.7 and later negotiate the CRS (``-oo CRS=EPSG:2326``) and swap
+    the server's northing, easting into easting, northing. GDAL 3.6 has no CRS
+    support in its OAPIF driver: the ``crs`` query parameter given in the URL is
+    passed on every request, and the coordinates arrive exactly as the
+    server wrote them (northing, easting per OGC API - Features Part 2), under
+    a layer GDAL believes is CRS84, hence ``-a_srs``.
+    """
+    if gdal_version() >= (3, 7):
+        source = [f"OAPIF:{demo.url}", slug, "-oo", "CRS=EPSG:2326"]
+        swapped = True
+    else:
+        source = [
+            f"OAPIF:{demo.url}/collections/{slug}?crs={EPSG2326}",
+            "-a_srs",
+            "EPSG:2326",
+        ]
+        swapped = False
+    run = gdal("ogr2ogr", "-f", "GPKG", str(out), *source, "-oo", "PAGE_SIZE=400")
+    assert run.returncode == 0, run.stderr
+    return out, swapped
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_ogr2ogr_exports_every_feature_in_hk80(
+    demo: Demo, crs84_exports: dict[str, Path], slug: str, tmp_path: Path
+) -> None:
+    layer = demo.layers[slug]
+    path, swapped = _hk80_export(demo, slug, tmp_path / f"{slug}_2326.gpkg")
+    features, crs = read_gpkg(path)
+    assert crs == "EPSG:2326"
+    got = by_key(layer, features)
+    assert set(got) == set(layer.properties)
+    crs84 = by_key(layer, read_gpkg(crs84_exports[slug])[0])
+    for key, feature in got.items():
+        assert_same_properties(layer, key, feature["properties"])
+        coords = vertices(feature["geometry"])
+        if not swapped:
+            coords = [(e, n) for n, e in coords]
+        # HK 1980 Grid: eastings are about 800-870 km, northings 800-850 km
+        assert all(800_000 < e < 870_000 and 800_000 < n < 850_000 for e, n in coords)
+        # the server's EPSG:2326 output, its CRS84 output taken to EPSG:2326 by
+        # pyproj, and the file the demo was ingested from agree to the centimetre
+        from_crs84 = to_hk80(vertices(crs84[key]["geometry"]))
+        assert max_distance(coords, from_crs84) < TOLERANCE_M, key
+        assert max_distance(coords, layer.coords[key]) < TOLERANCE_M, key
+    # the wrong order would put eastings among northings: the data say which is which
+    e, n = next(iter(layer.coords.values()))[0]
+    assert abs(e - n) > 1000, "the demo's first vertex cannot tell the axes apart"
+
+
+#: A filter per layer: the OGR SQL ``-where`` and the same condition in SQL and
+#: in Python. Equality on a queryable goes to the server as ``name=value``;
+#: other comparisons are evaluated by GDAL 3.6 itself and sent as CQL by GDAL
+#: versions that speak it.
+FILTERS: dict[str, tuple[str, str, tuple[object, ...], Any]] = {
+    "landsd_buildings": (
+        "NUM_STOREY >= 20",
+        '"NUM_STOREY" >= %s',
+        (20,),
+        lambda p: p["NUM_STOREY"] >= 20,
+    ),
+    "td_bus_stops": (
+        "STOP_NAMEC LIKE '德輔道中%'",
+        '"STOP_NAMEC" LIKE %s',
+        ("德輔道中%",),
+        lambda p: p["STOP_NAMEC"].startswith("德輔道中"),
+    ),
+    "td_roads": (
+        "SPEED_LIMIT = 70",
+        '"SPEED_LIMIT" = %s',
+        (70,),
+        lambda p: p["SPEED_LIMIT"] == 70,
+    ),
+}
+
+
+def subset_bbox(layer: Layer, predicate: Any) -> tuple[float, float, float, float]:
+    """The lower-left ~2/3 of the CRS84 extent of the features a filter keeps.
+
+    Widened by about 50 m to the south-west, and no vertex on an edge
+    (the server rounds CRS84 output to 8 decimals and GDAL checks the bbox again
+    on what it receives).
+    """
+    lonlat = [
+        p
+        for key, coords in layer.coords.items()
+        if predicate(layer.properties[key])
+        for p in to_wgs84(coords)
+    ]
+    xs, ys = [p[0] for p in lonlat], [p[1] for p in lonlat]
+    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    for share in (0.67, 0.66, 0.65, 0.64, 0.63, 0.62, 0.61, 0.6):
+        bbox = (x0 - 5e-4, y0 - 5e-4, x0 + (x1 - x0) * share, y0 + (y1 - y0) * share)
+        if min(abs(x - bbox[2]) for x in xs) > 1e-6 < min(abs(y - bbox[3]) for y in ys):
+            return bbox
+    raise AssertionError("no bbox keeps clear of the vertices")
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_ogr2ogr_filtered_subset(demo: Demo, slug: str, tmp_path: Path) -> None:
+    layer = demo.layers[slug]
+    where, condition, params, predicate = FILTERS[slug]
+    bbox = subset_bbox(layer, predicate)
+    out = tmp_path / "subset.gpkg"
+    run = gdal(
+        "ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{demo.url}", slug,
+        "-spat", *(repr(v) for v in bbox), "-where", where, "-oo", "PAGE_SIZE=100",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    got = by_key(layer, read_gpkg(out)[0])
+    in_box = "ST_Intersects(_sdi_geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
+    expected = demo.keys(slug, f"{condition} AND {in_box}", *params, *bbox)
+    assert 0 < len(expected) < demo.count(slug, condition, *params)
+    assert len(expected) < demo.count(slug, in_box, *bbox)
+    assert set(got) == expected
+    window = box(*bbox)
+    for key, feature in got.items():
+        assert predicate(feature["properties"]), (key, feature["properties"])
+        assert_same_properties(layer, key, feature["properties"])
+        assert shape(feature["geometry"]).intersects(window), key
+
+
+def test_filtered_count_agrees_with_the_server(demo: Demo) -> None:
+    """``ogrinfo -where`` on Chinese text counts what the database holds.
+
+    GDAL sends the equality as ``ROUTE_NAMEC=<UTF-8, percent-encoded>``.
+    """
+    where = "ROUTE_NAMEC = '屯門公路'"
+    run = gdal(
+        "ogrinfo", "-ro", "-so", f"OAPIF:{demo.url}", "td_roads", "-where", where
+    )
+    assert run.returncode == 0, run.stderr
+    count = demo.count("td_roads", '"ROUTE_NAMEC" = %s', "屯門公路")
+    assert count > 0
+    assert f"Feature Count: {count}\n" in run.stdout
+
+
+def test_geojson_output_is_utf8(demo: Demo) -> None:
+    """Big5-HKSCS names from the bus stops' Shapefile reach GDAL as UTF-8 text."""
+    run = gdal(
+        "ogr2ogr", "-f", "GeoJSON", "/vsistdout/", f"OAPIF:{demo.url}", "td_bus_stops",
+        "-where", "STOP_ID = 10001",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    [feature] = json.loads(run.stdout)["features"]
+    want = demo.layers["td_bus_stops"].properties["10001"]
+    assert feature["properties"]["STOP_NAMEC"] == want["STOP_NAMEC"]
