@@ -6,6 +6,7 @@ generation moves); :func:`write_collections` writes readable generated copies
 to ``collections/``.
 """
 
+from sdi.publish.catalog import CATALOG_ID, catalog_resource
 from sdi.publish.config import (
     ConfigError,
     base_config_path,
@@ -26,6 +27,7 @@ from sdi.publish.resources import (
 )
 
 __all__ = [
+    "CATALOG_ID",
     "CRS84",
     "GENERATED_HEADER",
     "ID_FIELD",
@@ -36,6 +38,7 @@ __all__ = [
     "build_config",
     "build_openapi",
     "build_resources",
+    "catalog_resource",
     "check_config",
     "collection_resource",
     "load_base_config",
