@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 import pygeofilter.ast as pgf_ast
 import pygeofilter.values as pgf_values
+import pyproj
+import pyproj.exceptions
 from lark import Lark, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 from psycopg import sql
@@ -122,6 +124,17 @@ class _Transformer(CQLTransformer):  # type: ignore[misc]
 
     def sdi_open_bound(self) -> None:
         return None
+
+    # pygeofilter's versions of these two print() to stdout.
+    def wkt__geometry_with_srid(self, srid: Any, geometry: Any) -> Any:
+        geometry["crs"] = {
+            "type": "name",
+            "properties": {"name": f"urn:ogc:def:crs:EPSG::{srid}"},
+        }
+        return geometry
+
+    def wkt__multipoint_2(self, *coordinates: Any) -> Any:
+        return {"type": "MultiPoint", "coordinates": coordinates}
 
 
 @functools.cache
@@ -819,6 +832,8 @@ class _Compiler:
                 clean = _clean_geometry(geometry, False)
         if srid == 4326:
             _check_lonlat(clean, flip)
+        elif srid != self.srid:
+            _check_domain(clean, srid)
         expr: sql.Composable = sql.SQL("ST_SetSRID(ST_GeomFromGeoJSON({}), {})").format(
             self.bind(json.dumps(clean)), sql.Literal(srid)
         )
@@ -1222,3 +1237,36 @@ def _check_lonlat(geometry: Mapping[str, Any], flip: bool) -> None:
             _check_lonlat(part, flip)
     else:
         walk(geometry["coordinates"])
+
+
+@functools.lru_cache(maxsize=16)
+def _to_lonlat(srid: int) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(srid, 4326, always_xy=True)
+
+
+def _check_domain(geometry: Mapping[str, Any], srid: int) -> None:
+    """Refuse coordinates PROJ cannot transform (PostGIS would fail: a 500)."""
+    xs: list[float] = []
+    ys: list[float] = []
+
+    def walk(value: Any) -> None:
+        if value and isinstance(value[0], float):
+            xs.append(value[0])
+            ys.append(value[1])
+            return
+        for item in value:
+            walk(item)
+
+    parts = geometry.get("geometries") or [geometry]
+    for part in parts:
+        walk(part["coordinates"])
+    try:
+        lon, lat = _to_lonlat(srid).transform(xs, ys)
+    except pyproj.exceptions.ProjError as exc:
+        raise Cql2Error(f"filter-crs EPSG:{srid}: {exc}") from exc
+    if not all(math.isfinite(v) for v in (*lon, *lat)):
+        raise Cql2Error(
+            f"Some coordinates are outside the area EPSG:{srid} covers; check "
+            "the values and the axis order of filter-crs (EPSG:2326: northing "
+            "first)."
+        )

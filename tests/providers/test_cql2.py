@@ -835,6 +835,29 @@ def test_storage_in_2326_with_a_2326_filter(table: Conn) -> None:
     assert run(table, text, srid=2326, filter_srid=2326) == [1]
 
 
+def test_ewkt_srid_wins_and_nothing_is_printed(
+    table: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = Transformer.from_crs(4326, 2326, always_xy=True)
+    east, north = grid.transform(114.158, 22.282)
+    ring = ", ".join(
+        f"{east + dx} {north + dy}"
+        for dx, dy in ((-9, -9), (9, -9), (9, 9), (-9, 9), (-9, -9))
+    )
+    text = f"S_INTERSECTS(geometry, SRID=2326;POLYGON(({ring})))"
+    assert run(table, text) == [1]
+    assert run(table, text, srid=2326) == [1]
+    assert run(table, "S_INTERSECTS(geometry, MULTIPOINT((114.158 22.282)))") == [1]
+    assert capsys.readouterr().out == ""
+
+
+def test_coordinates_outside_the_filter_crs_are_refused() -> None:
+    message = refused(
+        "S_INTERSECTS(geometry, POINT(1000000000 1000000000))", filter_srid=2326
+    )
+    assert "outside the area EPSG:2326 covers" in message
+
+
 def test_stock_pygeofilter_asts_work_too(table: Conn) -> None:
     """ASTs from pygeofilter's own parsers (what pygeoapi hands providers)."""
     params: dict[str, Any] = {}
