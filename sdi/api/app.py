@@ -37,7 +37,7 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
-from sdi.api import l10n_scope, rasters
+from sdi.api import features, l10n_scope, rasters
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -163,14 +163,25 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/collections/<collection_id>/items")
     def collection_items(collection_id: str) -> Response:
-        # pygeoapi validates the format itself here (dataset formatters).
-        return _execute(
-            itemtypes_api.get_collection_items, collection_id, skip_valid_check=True
-        )
+        # sdi's handler (sdi.api.features); pygeoapi's for other collections
+        # and formats, which validates the format itself (dataset formatters).
+        return _execute(features.get_items, collection_id, skip_valid_check=True)
 
     @app.get("/collections/<collection_id>/items/<item_id>")
     def collection_item(collection_id: str, item_id: str) -> Response:
-        return _execute(itemtypes_api.get_collection_item, collection_id, item_id)
+        return _execute(features.get_item, collection_id, item_id)
+
+
+def _register_feature_routes(app: Flask) -> None:
+    """Versions of vector layers and the changes between them (sdi.api.features)."""
+
+    @app.get("/collections/<collection_id>/versions")
+    def collection_versions(collection_id: str) -> Response:
+        return _execute(features.get_versions, collection_id)
+
+    @app.get("/collections/<collection_id>/changes")
+    def collection_changes(collection_id: str) -> Response:
+        return _execute(features.get_changes, collection_id)
 
 
 def _register_raster_routes(app: Flask) -> None:
@@ -203,6 +214,29 @@ def _register_raster_routes(app: Flask) -> None:
     ) -> Response:
         return _execute(
             rasters.get_map_tile, collection_id, tms, z, y, x, skip_valid_check=True
+        )
+
+
+def _register_vector_tile_routes(app: Flask) -> None:
+    """Vector tiles (MVT) of vector layers: OGC API - Tiles (:mod:`sdi.api.vtiles`)."""
+    # Imported here: a route group owned apart from the imports above.
+    from sdi.api import vtiles
+
+    @app.get("/collections/<collection_id>/tiles")
+    def collection_vector_tilesets(collection_id: str) -> Response:
+        return _execute(vtiles.get_vector_tilesets, collection_id)
+
+    @app.get("/collections/<collection_id>/tiles/<tms>")
+    def collection_vector_tileset(collection_id: str, tms: str) -> Response:
+        return _execute(vtiles.get_vector_tileset, collection_id, tms)
+
+    @app.get("/collections/<collection_id>/tiles/<tms>/<z>/<y>/<x>")
+    def collection_vector_tile(
+        collection_id: str, tms: str, z: str, y: str, x: str
+    ) -> Response:
+        # f=mvt: the handler checks f itself.
+        return _execute(
+            vtiles.get_vector_tile, collection_id, tms, z, y, x, skip_valid_check=True
         )
 
 
@@ -267,6 +301,8 @@ def create_app(
     _register_vendor(app)
     _register_routes(app)
     _register_raster_routes(app)
+    _register_feature_routes(app)
+    _register_vector_tile_routes(app)
     _register_cors(app)
     _register_errors(app)
     return app

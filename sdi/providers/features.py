@@ -23,6 +23,7 @@ the process-wide pool in :mod:`sdi.providers.pool`.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -163,7 +164,7 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
             response["numberReturned"] = 0
             return response
         statement, params = features_sql(self.layer, request)
-        features = [row[0] for row in self._fetch(statement, params)]
+        features = [json.loads(row[1]) for row in self._fetch(statement, params)]
         returned = len(features)
         response["features"] = features
         if self.count:
@@ -191,7 +192,7 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
         rows = self._fetch(statement, params)
         if not rows:
             raise ProviderItemNotFoundError(user_msg=f"No feature {text!r} here.")
-        feature: dict[str, Any] = rows[0][0]
+        feature: dict[str, Any] = json.loads(rows[0][0])
         return feature
 
     def __repr__(self) -> str:

@@ -1,13 +1,19 @@
-"""The SQL the feature provider runs, built in one place.
+"""The SQL the feature provider and sdi's own items handlers run, in one place.
 
 Every statement is composed with ``psycopg.sql`` (identifiers and literals)
-plus bound parameters for request values; GeoJSON is built by PostgreSQL
-(``json_build_object`` and ``ST_AsGeoJSON``) so no geometry passes through
-Python objects.
+plus bound parameters for request values. GeoJSON is built by PostgreSQL as
+text (``ST_AsGeoJSON`` and ``to_json`` of the attributes, concatenated), one
+row per feature, so no geometry or attribute passes through Python objects:
+the handlers stream the rows to the client as they come.
+
+Pages select the rows first (``WHERE``, ``ORDER BY``, ``LIMIT``/``OFFSET``
+over plain columns) and only then build JSON for those rows: the rows an
+``OFFSET`` skips are never turned into GeoJSON.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +25,12 @@ __all__ = [
     "DATA_SCHEMA",
     "FeatureQuery",
     "LayerTable",
+    "changes_count_sql",
+    "changes_sql",
     "count_sql",
     "feature_sql",
     "features_sql",
+    "locate_sql",
 ]
 
 DATA_SCHEMA = "sdi_data"
@@ -29,6 +38,9 @@ FID = "_sdi_fid"
 GEOM = "_sdi_geom"
 
 Params = dict[str, Any]
+#: Builds a boolean SQL expression over the table alias ``t``, adding the
+#: values it binds to the parameter mapping it is given (a CQL2 filter).
+Condition = Callable[[Params], sql.Composable]
 
 
 @dataclass(frozen=True)
@@ -49,9 +61,11 @@ class FeatureQuery:
     output: OutputCrs
     offset: int = 0
     limit: int = 10
-    #: Envelopes (minx, miny, maxx, maxy) in the storage CRS; a feature matches
-    #: when it intersects any of them.
+    #: Envelopes (minx, miny, maxx, maxy) in ``envelope_srid``, x/y order; a
+    #: feature matches when it intersects any of them.
     envelopes: list[tuple[float, float, float, float]] = field(default_factory=list)
+    #: SRID of the envelopes; None: the storage SRID (no transformation).
+    envelope_srid: int | None = None
     equals: list[tuple[str, str]] = field(default_factory=list)
     #: Inclusive bounds on the time field; None is open.
     time_range: tuple[str | None, str | None] | None = None
@@ -61,6 +75,22 @@ class FeatureQuery:
     #: Properties to return (None: all).
     select: tuple[str, ...] | None = None
     skip_geometry: bool = False
+    #: Keyset paging: only rows after this row id (default order only; the
+    #: offset then only numbers the page).
+    after: int | None = None
+    #: A further condition (CQL2), compiled into the statement's parameters.
+    condition: Condition | None = None
+
+    @property
+    def filtered(self) -> bool:
+        """Whether anything but the version selects rows (paging aside)."""
+        return bool(
+            self.envelopes
+            or self.equals
+            or self.time_range is not None
+            or self.time_instant is not None
+            or self.condition is not None
+        )
 
 
 def _table(layer: LayerTable) -> sql.Composable:
@@ -68,40 +98,44 @@ def _table(layer: LayerTable) -> sql.Composable:
     return sql.SQL("{} AS t").format(sql.Identifier(DATA_SCHEMA, layer.table))
 
 
-def _col(name: str) -> sql.Composable:
+def _col(name: str, alias: str = "t") -> sql.Composable:
     # Statements always run with a parameter mapping, so psycopg reads "%" as
     # the start of a placeholder: attribute names from files may contain one.
-    return sql.Identifier("t", name.replace("%", "%%"))
+    return sql.Identifier(alias, name.replace("%", "%%"))
 
 
-def _in_version(layer: LayerTable) -> sql.Composable:
-    # Literals, not parameters: the version is fixed per configuration, and
-    # the planner can then use partial indexes on it.
-    version = sql.Literal(layer.version)
+def _in_version(version: int, alias: str = "t") -> sql.Composable:
+    # Literals, not parameters: the version is fixed per statement, and the
+    # planner can then use partial indexes on it.
     return sql.SQL(
-        "t._sdi_from <= {v} AND (t._sdi_to IS NULL OR t._sdi_to > {v})"
-    ).format(v=version)
+        "{a}._sdi_from <= {v} AND ({a}._sdi_to IS NULL OR {a}._sdi_to > {v})"
+    ).format(a=sql.Identifier(alias), v=sql.Literal(version))
+
+
+def _envelope(layer: LayerTable, query: FeatureQuery, i: int, params: Params) -> Any:
+    names = [f"bbox{i}_{j}" for j in range(4)]
+    params.update(zip(names, query.envelopes[i], strict=True))
+    srid = query.envelope_srid if query.envelope_srid is not None else layer.srid
+    box = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, {})").format(
+        *(sql.Placeholder(n) for n in names), sql.Literal(srid)
+    )
+    if srid != layer.srid:
+        # The box's outline, densified, in the storage CRS: closer to the
+        # box the client drew than the envelope of its four corners.
+        box = sql.SQL("ST_Transform(ST_Segmentize({}, {}), {})").format(
+            box,
+            sql.Literal(0.01 if srid in (4326, 4490) else 1000.0),
+            sql.Literal(layer.srid),
+        )
+    return sql.SQL("ST_Intersects({}, {})").format(_col(GEOM), box)
 
 
 def _where(layer: LayerTable, query: FeatureQuery, params: Params) -> sql.Composable:
-    clauses: list[sql.Composable] = [_in_version(layer)]
+    clauses: list[sql.Composable] = [_in_version(layer.version)]
     if query.envelopes:
-        boxes = []
-        for i, env in enumerate(query.envelopes):
-            names = [f"bbox{i}_{j}" for j in range(4)]
-            params.update(zip(names, env, strict=True))
-            boxes.append(
-                sql.SQL(
-                    "ST_Intersects({g}, ST_MakeEnvelope({a}, {b}, {c}, {d}, {s}))"
-                ).format(
-                    g=_col(GEOM),
-                    a=sql.Placeholder(names[0]),
-                    b=sql.Placeholder(names[1]),
-                    c=sql.Placeholder(names[2]),
-                    d=sql.Placeholder(names[3]),
-                    s=sql.Literal(layer.srid),
-                )
-            )
+        boxes = [
+            _envelope(layer, query, i, params) for i in range(len(query.envelopes))
+        ]
         clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(boxes)))
     for i, (name, value) in enumerate(query.equals):
         key = f"eq{i}"
@@ -124,48 +158,67 @@ def _where(layer: LayerTable, query: FeatureQuery, params: Params) -> sql.Compos
                 clauses.append(
                     sql.SQL("{} <= {}").format(column, sql.Placeholder("t_end"))
                 )
+    if query.condition is not None:
+        clauses.append(sql.SQL("({})").format(query.condition(params)))
     return sql.SQL(" AND ").join(clauses)
 
 
-def _geometry(layer: LayerTable, output: OutputCrs) -> sql.Composable:
-    geom: sql.Composable = _col(GEOM)
-    if output.srid != layer.srid:
+def _geometry(srid: int, output: OutputCrs, alias: str = "t") -> sql.Composable:
+    geom: sql.Composable = _col(GEOM, alias)
+    if output.srid != srid:
         geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(output.srid))
     if output.flip:
         geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
     # options 0: no "crs" member in the geometry (PostGIS adds one by default
-    # for SRIDs other than 4326).
-    return sql.SQL("ST_AsGeoJSON({}, {}, 0)::json").format(
+    # for SRIDs other than 4326). Text, not json: nothing re-parses it.
+    return sql.SQL("COALESCE(ST_AsGeoJSON({}, {}, 0), 'null')").format(
         geom, sql.Literal(output.precision)
     )
 
 
-def _feature_json(
-    layer: LayerTable, output: OutputCrs, select: tuple[str, ...] | None, skip: bool
-) -> sql.Composable:
-    geometry = sql.SQL("NULL::json") if skip else _geometry(layer, output)
-    names = layer.fields if select is None else select
-    if names:
-        properties: sql.Composable = sql.SQL("to_json(p)")
-    else:
-        properties = sql.SQL("'{}'::json")
-    return sql.SQL(
-        "json_build_object('type', 'Feature', 'id', t._sdi_fid, "
-        "'geometry', {}, 'properties', {})"
-    ).format(geometry, properties)
-
-
-def _from(layer: LayerTable, select: tuple[str, ...] | None) -> sql.Composable:
-    names = layer.fields if select is None else select
+def _properties(names: tuple[str, ...], alias: str) -> sql.Composable:
     if not names:
-        return _table(layer)
-    # A row of exactly the published columns, in order, keyed by their names:
-    # to_json() of it keeps the attribute order of the file, with any number of
-    # columns (json_build_object stops at 50 pairs).
+        return sql.SQL("'{}'")
+    return sql.SQL("to_json({})::text").format(sql.Identifier(alias))
+
+
+def _feature_text(
+    srid: int,
+    output: OutputCrs,
+    names: tuple[str, ...],
+    skip: bool,
+    *,
+    props: str = "p",
+    change: sql.Composable | None = None,
+) -> sql.Composable:
+    """One GeoJSON Feature as text, for the row ``t`` and its attribute row."""
+    geometry = sql.SQL("'null'") if skip else _geometry(srid, output)
+    members: sql.Composable = sql.SQL("")
+    if change is not None:
+        # A foreign member saying what happened to the feature (changes).
+        members = sql.SQL(" || ',\"change\":\"' || {} || '\"'").format(change)
+    return sql.SQL(
+        '\'{{"type":"Feature","id":\' || t._sdi_fid{} || \',"geometry":\' || {}'
+        " || ',\"properties\":' || {} || '}}'"
+    ).format(members, geometry, _properties(names, props))
+
+
+def _attributes(names: tuple[str, ...], alias: str = "p") -> sql.Composable:
+    """A lateral row of exactly these columns, in order, keyed by their names.
+
+    to_json() of it keeps the attribute order of the file, with any number of
+    columns (json_build_object stops at 50 pairs).
+    """
+    if not names:
+        return sql.SQL("")
     columns = sql.SQL(", ").join(_col(n) for n in names)  # named as the columns
-    return sql.SQL("{} CROSS JOIN LATERAL (SELECT {}) AS p").format(
-        _table(layer), columns
+    return sql.SQL(" CROSS JOIN LATERAL (SELECT {}) AS {}").format(
+        columns, sql.Identifier(alias)
     )
+
+
+def _names(layer: LayerTable, select: tuple[str, ...] | None) -> tuple[str, ...]:
+    return layer.fields if select is None else select
 
 
 def _order(query: FeatureQuery) -> sql.Composable:
@@ -178,39 +231,166 @@ def _order(query: FeatureQuery) -> sql.Composable:
     return sql.SQL(", ").join(keys)
 
 
-def features_sql(layer: LayerTable, query: FeatureQuery) -> tuple[sql.Composed, Params]:
-    """One page of features: rows of one GeoJSON Feature each."""
-    params: Params = {"limit": query.limit, "offset": query.offset}
+def features_sql(
+    layer: LayerTable, query: FeatureQuery, *, extra: int = 0
+) -> tuple[sql.Composed, Params]:
+    """One page of features: rows of (row id, GeoJSON Feature text).
+
+    ``extra`` more rows than the limit are selected (1: to learn whether
+    another page follows without counting).
+    """
+    params: Params = {"limit": query.limit + extra}
+    where = _where(layer, query, params)
+    if query.after is not None and not query.sortby:
+        params["after"] = query.after
+        where = sql.SQL("{} AND t._sdi_fid > %(after)s").format(where)
+        paging = sql.SQL("LIMIT %(limit)s")
+    else:
+        params["offset"] = query.offset
+        paging = sql.SQL("LIMIT %(limit)s OFFSET %(offset)s")
+    names = _names(layer, query.select)
     statement = sql.SQL(
-        "SELECT {feature} FROM {source} WHERE {where} ORDER BY {order} "
-        "LIMIT %(limit)s OFFSET %(offset)s"
+        "SELECT t._sdi_fid, {feature} FROM ("
+        "SELECT t.* FROM {table} WHERE {where} ORDER BY {order} {paging}"
+        ") AS t{attributes} ORDER BY {order}"
     ).format(
-        feature=_feature_json(layer, query.output, query.select, query.skip_geometry),
-        source=_from(layer, query.select),
-        where=_where(layer, query, params),
+        feature=_feature_text(layer.srid, query.output, names, query.skip_geometry),
+        table=_table(layer),
+        where=where,
         order=_order(query),
+        paging=paging,
+        attributes=_attributes(names),
     )
     return statement, params
 
 
-def count_sql(layer: LayerTable, query: FeatureQuery) -> tuple[sql.Composed, Params]:
-    """How many features match the query (paging ignored)."""
+def count_sql(
+    layer: LayerTable, query: FeatureQuery, *, cap: int | None = None
+) -> tuple[sql.Composed, Params]:
+    """How many features match the query (paging ignored).
+
+    With ``cap``, counting stops after ``cap + 1`` rows: a result above
+    ``cap`` only says "more than ``cap``".
+    """
     params: Params = {}
-    statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-        _table(layer), _where(layer, query, params)
-    )
+    where = _where(layer, query, params)
+    if cap is None:
+        statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+            _table(layer), where
+        )
+    else:
+        params["cap"] = cap + 1
+        statement = sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE {} LIMIT %(cap)s) AS c"
+        ).format(_table(layer), where)
     return statement, params
 
 
 def feature_sql(
     layer: LayerTable, fid: int, output: OutputCrs
 ) -> tuple[sql.Composed, Params]:
-    """The feature with row id ``fid`` if it is in the layer's version."""
+    """The feature with row id ``fid`` (GeoJSON text) if it is in the version."""
     statement = sql.SQL(
-        "SELECT {feature} FROM {source} WHERE {where} AND t._sdi_fid = %(fid)s"
+        "SELECT {feature} FROM {table}{attributes} WHERE {where} AND t._sdi_fid = "
+        "%(fid)s"
     ).format(
-        feature=_feature_json(layer, output, None, False),
-        source=_from(layer, None),
-        where=_in_version(layer),
+        feature=_feature_text(layer.srid, output, layer.fields, False),
+        table=_table(layer),
+        attributes=_attributes(layer.fields),
+        where=_in_version(layer.version),
     )
     return statement, {"fid": fid}
+
+
+def locate_sql(layer: LayerTable, fid: int) -> tuple[sql.Composed, Params]:
+    """The version range (_sdi_from, _sdi_to) of row ``fid``, in any version."""
+    statement = sql.SQL(
+        "SELECT t._sdi_from, t._sdi_to FROM {} WHERE t._sdi_fid = %(fid)s"
+    ).format(_table(layer))
+    return statement, {"fid": fid}
+
+
+def _only_in(v: int, w: int, alias: str) -> sql.Composable:
+    """Rows of version ``v`` that are not in version ``w`` (v != w)."""
+    a, lv, lw = sql.Identifier(alias), sql.Literal(v), sql.Literal(w)
+    if v > w:
+        return sql.SQL(
+            "{a}._sdi_from > {w} AND {a}._sdi_from <= {v}"
+            " AND ({a}._sdi_to IS NULL OR {a}._sdi_to > {v})"
+        ).format(a=a, v=lv, w=lw)
+    return sql.SQL(
+        "{a}._sdi_from <= {v} AND {a}._sdi_to > {v} AND {a}._sdi_to <= {w}"
+    ).format(a=a, v=lv, w=lw)
+
+
+def _changes(old: LayerTable, new: LayerTable) -> sql.Composable:
+    """(fid, change) of every feature state that differs between two versions.
+
+    Added: in ``new`` with a key ``old`` lacks; changed: in ``new`` with a key
+    ``old`` holds in another state; removed: in ``old`` with a key ``new``
+    lacks (the old state). Identity is ``_sdi_key``.
+    """
+    table = sql.Identifier(DATA_SCHEMA, old.table)
+    return sql.SQL(
+        "WITH o AS MATERIALIZED (SELECT o._sdi_fid, o._sdi_key FROM {table} AS o"
+        " WHERE {old_only}),"
+        " n AS MATERIALIZED (SELECT n._sdi_fid, n._sdi_key FROM {table} AS n"
+        " WHERE {new_only})"
+        " SELECT n._sdi_fid AS fid,"
+        " CASE WHEN EXISTS (SELECT 1 FROM o WHERE o._sdi_key = n._sdi_key)"
+        " THEN 'changed' ELSE 'added' END AS change FROM n"
+        " UNION ALL"
+        " SELECT o._sdi_fid, 'removed' FROM o"
+        " WHERE NOT EXISTS (SELECT 1 FROM n WHERE n._sdi_key = o._sdi_key)"
+    ).format(
+        table=table,
+        old_only=_only_in(old.version, new.version, "o"),
+        new_only=_only_in(new.version, old.version, "n"),
+    )
+
+
+def changes_sql(
+    old: LayerTable, new: LayerTable, output: OutputCrs, *, offset: int, limit: int
+) -> tuple[sql.Composed, Params]:
+    """A page of the changes from ``old`` to ``new``: (row id, Feature text).
+
+    Each Feature carries a ``"change"`` member (added, changed, removed) and
+    the attributes of its own version: ``new``'s, or ``old``'s when removed.
+    """
+    attributes: sql.Composable = sql.SQL("")
+    if old.fields:
+        attributes += _attributes(old.fields, "po")
+    if new.fields:
+        attributes += _attributes(new.fields, "pn")
+    feature = sql.SQL(
+        "CASE WHEN c.change = 'removed' THEN {removed} ELSE {current} END"
+    ).format(
+        removed=_feature_text(
+            old.srid, output, old.fields, False, props="po", change=sql.SQL("c.change")
+        ),
+        current=_feature_text(
+            new.srid, output, new.fields, False, props="pn", change=sql.SQL("c.change")
+        ),
+    )
+    statement = sql.SQL(
+        "SELECT t._sdi_fid, {feature} FROM ("
+        "SELECT c.fid, c.change FROM ({changes}) AS c ORDER BY c.fid"
+        " LIMIT %(limit)s OFFSET %(offset)s) AS c"
+        " JOIN {table} ON t._sdi_fid = c.fid{attributes} ORDER BY t._sdi_fid"
+    ).format(
+        feature=feature,
+        changes=_changes(old, new),
+        table=_table(new),
+        attributes=attributes,
+    )
+    return statement, {"limit": limit, "offset": offset}
+
+
+def changes_count_sql(old: LayerTable, new: LayerTable) -> tuple[sql.Composed, Params]:
+    """How many (added, changed, removed) features between two versions."""
+    statement = sql.SQL(
+        "SELECT count(*) FILTER (WHERE change = 'added'),"
+        " count(*) FILTER (WHERE change = 'changed'),"
+        " count(*) FILTER (WHERE change = 'removed') FROM ({}) AS c"
+    ).format(_changes(old, new))
+    return statement, {}
