@@ -217,29 +217,6 @@ def _register_raster_routes(app: Flask) -> None:
         )
 
 
-def _register_vector_tile_routes(app: Flask) -> None:
-    """Vector tiles (MVT) of vector layers: OGC API - Tiles (:mod:`sdi.api.vtiles`)."""
-    # Imported here: a route group owned apart from the imports above.
-    from sdi.api import vtiles
-
-    @app.get("/collections/<collection_id>/tiles")
-    def collection_vector_tilesets(collection_id: str) -> Response:
-        return _execute(vtiles.get_vector_tilesets, collection_id)
-
-    @app.get("/collections/<collection_id>/tiles/<tms>")
-    def collection_vector_tileset(collection_id: str, tms: str) -> Response:
-        return _execute(vtiles.get_vector_tileset, collection_id, tms)
-
-    @app.get("/collections/<collection_id>/tiles/<tms>/<z>/<y>/<x>")
-    def collection_vector_tile(
-        collection_id: str, tms: str, z: str, y: str, x: str
-    ) -> Response:
-        # f=mvt: the handler checks f itself.
-        return _execute(
-            vtiles.get_vector_tile, collection_id, tms, z, y, x, skip_valid_check=True
-        )
-
-
 def _register_cors(app: Flask) -> None:
     @app.after_request
     def allow_any_origin(response: Response) -> Response:
@@ -302,7 +279,6 @@ def create_app(
     _register_routes(app)
     _register_raster_routes(app)
     _register_feature_routes(app)
-    _register_vector_tile_routes(app)
     _register_cors(app)
     _register_errors(app)
     return app
