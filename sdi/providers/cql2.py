@@ -177,11 +177,40 @@ def _parse_cql2_text(text: str) -> Any:
         raise Cql2Error(f"The filter is not valid CQL2 text: {exc}") from exc
 
 
+_TOKEN_NAMES = {
+    "$END": "the end of the filter",
+    "wkt__SIGNED_NUMBER": "a number",
+    "wkt__NUMBER": "a number",
+    "SIGNED_NUMBER": "a number",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "EQUAL": "=",
+    "MORETHAN": ">",
+    "LESSTHAN": "<",
+    "MINUS": "-",
+    "PLUS": "+",
+    "STAR": "*",
+    "SLASH": "/",
+    "LPAR": "(",
+    "RPAR": ")",
+    "COMMA": ",",
+    "QUOTE": "'",
+    "SEMICOLON": ";",
+    "DOUBLE_QUOTED": '"property"',
+    "SINGLE_QUOTED": "'string'",
+    "DATE": "a date (2020-01-31)",
+    "DATETIME": "a timestamp (2020-01-31T08:00:00Z)",
+    "BOOLEAN": "TRUE/FALSE",
+}
+
+
 def _text_hint(text: str, exc: UnexpectedInput) -> str:
     column = getattr(exc, "column", None)
     token = getattr(exc, "token", None)
     expected = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ()
-    names = sorted(str(e) for e in expected if not str(e).startswith("__"))
+    names = sorted(
+        {_TOKEN_NAMES.get(str(e), str(e)) for e in expected if "__ANON" not in str(e)}
+    )
     if token is not None and getattr(token, "type", "") == "$END":
         what = "the filter ends too early"
     elif token is not None:
@@ -189,10 +218,13 @@ def _text_hint(text: str, exc: UnexpectedInput) -> str:
     else:
         char = getattr(exc, "char", "")
         what = f"unexpected {char!r}" if char else "unexpected input"
-    where = f" at character {column}" if isinstance(column, int) and column > 0 else ""
+    at_end = token is not None and getattr(token, "type", "") == "$END"
+    known = isinstance(column, int) and column > 0 and not at_end
+    where = f" at character {column}" if known else ""
     hint = f"The filter is not valid CQL2 text{where}: {what}."
     if names:
-        hint += " Expected one of: " + ", ".join(names[:12]) + "."
+        shown = [n if n[:1].isalnum() else f"`{n}`" for n in names[:14]]
+        hint += " Expected one of: " + ", ".join(shown) + "."
     context = exc.get_context(text, span=30).rstrip()
     if context:
         hint += "\n" + context
@@ -941,7 +973,8 @@ class _Compiler:
         if folded:
             hint = f" Property names are case-sensitive: did you mean {folded[0]!r}?"
         else:
-            close = difflib.get_close_matches(name, list(self.fields), n=3)
+            known = [*self.fields, *sorted(self.geometry_names)]
+            close = difflib.get_close_matches(name, known, n=3)
             if close:
                 hint = " Did you mean " + " or ".join(repr(c) for c in close) + "?"
         return Cql2Error(

@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -1059,3 +1060,33 @@ def test_hostile_filters_leave_the_table_intact(table: Conn) -> None:
         sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier("sdi_data", TABLE))
     ).fetchone()
     assert count == (len(ROWS),)
+
+
+def test_mutated_filters_never_reach_postgresql_as_errors(table: Conn) -> None:
+    """Random edits of valid filters: each one runs or is a Cql2Error, never a 500."""
+    rng = random.Random(2326)
+    sources = [c.text for c in ALL.values()] + [c.json for c in ALL.values() if c.json]
+    alphabet = "()'\",.%_-+*/<>=! 0123456789abcTRUEFALSENOTANDORIN:[]{}\\"
+    outcomes = {"ran": 0, "refused": 0}
+    for _ in range(400):
+        text = rng.choice(sources)
+        assert text is not None
+        chars = list(text)
+        for _ in range(rng.randint(1, 3)):
+            i = rng.randrange(len(chars) + 1)
+            action = rng.random()
+            if action < 0.4 and chars:
+                del chars[min(i, len(chars) - 1)]
+            elif action < 0.8:
+                chars.insert(i, rng.choice(alphabet))
+            elif chars:
+                chars[min(i, len(chars) - 1)] = rng.choice(alphabet)
+        mutated = "".join(chars)
+        lang = "cql2-json" if mutated.lstrip().startswith(("{", "[")) else None
+        try:
+            run(table, mutated, lang)
+        except Cql2Error:
+            outcomes["refused"] += 1
+        else:
+            outcomes["ran"] += 1
+    assert outcomes["ran"] > 15 and outcomes["refused"] > 50, outcomes
