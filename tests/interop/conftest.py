@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ TO_WGS84 = Transformer.from_crs(2326, 4326, always_xy=True)
 TO_HK80 = Transformer.from_crs(4326, 2326, always_xy=True)
 
 Coords = list[tuple[float, float]]
+Box = tuple[float, float, float, float]
 
 
 @dataclass
@@ -162,15 +163,99 @@ def max_distance(a: Coords, b: Coords) -> float:
     return max((math.dist(p, q) for p, q in zip(a, b, strict=True)), default=0.0)
 
 
+@dataclass(frozen=True)
+class Filter:
+    """One attribute filter, written for each client and for the database."""
+
+    ogr: str  # OGR SQL, for ``-where``
+    qgis: str  # a QGIS expression, for ``setSubsetString``
+    cql2: str  # CQL2 text, for ``filter=``
+    sql: str  # the SQL condition, with ``%s`` for ``params``
+    params: tuple[object, ...]
+    test: Callable[[dict[str, Any]], bool]  # on a feature's properties
+
+    def expected(self, demo: Demo, slug: str, bbox: Box, srid: int = 4326) -> set[str]:
+        """Keys of the published features matching the filter and the box."""
+        return demo.keys(slug, f"{self.sql} AND {in_box(srid)}", *self.params, *bbox)
+
+
+#: A filter per layer. Comparisons other than equality on a queryable cannot be
+#: sent as ``name=value``: clients evaluate them themselves or send CQL.
+FILTERS: dict[str, Filter] = {
+    "landsd_buildings": Filter(
+        ogr="NUM_STOREY >= 20",
+        qgis='"NUM_STOREY" >= 20',
+        cql2='"NUM_STOREY" >= 20',
+        sql='"NUM_STOREY" >= %s',
+        params=(20,),
+        test=lambda p: p["NUM_STOREY"] >= 20,
+    ),
+    "td_bus_stops": Filter(
+        ogr="STOP_NAMEC LIKE '德輔道中%'",
+        qgis="\"STOP_NAMEC\" LIKE '德輔道中%'",
+        cql2="\"STOP_NAMEC\" LIKE '德輔道中%'",
+        sql='"STOP_NAMEC" LIKE %s',
+        params=("德輔道中%",),
+        test=lambda p: p["STOP_NAMEC"].startswith("德輔道中"),
+    ),
+    "td_roads": Filter(
+        ogr="SPEED_LIMIT = 70",
+        qgis='"SPEED_LIMIT" = 70',
+        cql2='"SPEED_LIMIT" = 70',
+        sql='"SPEED_LIMIT" = %s',
+        params=(70,),
+        test=lambda p: p["SPEED_LIMIT"] == 70,
+    ),
+}
+
+
+def in_box(srid: int = 4326) -> str:
+    """SQL: the feature intersects ``%s, %s, %s, %s`` (x/y) in EPSG:``srid``."""
+    geom = "_sdi_geom" if srid == 4326 else f"ST_Transform(_sdi_geom, {int(srid)})"
+    return f"ST_Intersects({geom}, ST_MakeEnvelope(%s, %s, %s, %s, {int(srid)}))"
+
+
+def subset_bbox(layer: Layer, subset: Filter, *, hk80: bool = False) -> Box:
+    """About the lower-left 2/3 of the extent of the features a filter keeps.
+
+    In CRS84 longitude/latitude, or HK 1980 Grid easting/northing. Widened by
+    about 50 m to the south-west, and with no vertex on an edge (the server
+    rounds its output, and clients check the box again on what they receive).
+    """
+    points = [
+        p
+        for key, coords in layer.coords.items()
+        if subset.test(layer.properties[key])
+        for p in (coords if hk80 else to_wgs84(coords))
+    ]
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    margin, clear = (50.0, 1e-3) if hk80 else (5e-4, 1e-6)
+    for share in (0.67, 0.66, 0.65, 0.64, 0.63, 0.62, 0.61, 0.6):
+        bbox = (
+            x0 - margin,
+            y0 - margin,
+            x0 + (x1 - x0) * share,
+            y0 + (y1 - y0) * share,
+        )
+        if (
+            min(abs(x - bbox[2]) for x in xs)
+            > clear
+            < min(abs(y - bbox[3]) for y in ys)
+        ):
+            return bbox
+    raise AssertionError("no bbox keeps clear of the vertices")
+
+
 def _wait_up(
-    url: str, server: subprocess.Popen[str], log: Path, timeout: float = 60
+    url: str, server: subprocess.Popen[str], log: Path, timeout: float = 180
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if requests.get(f"{url}/collections?f=json", timeout=5).ok:
+            if requests.get(f"{url}/collections?f=json", timeout=30).ok:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or still busy
             pass
         if server.poll() is not None:
             raise RuntimeError(f"sdi serve exited:\n{log.read_text()}")

@@ -22,12 +22,14 @@ from shapely.geometry import box, shape
 from tests.interop.conftest import (
     CHINESE,
     EPSG2326,
+    FILTERS,
     LAYERS,
     Demo,
     Layer,
+    in_box,
     max_distance,
+    subset_bbox,
     to_hk80,
-    to_wgs84,
     vertices,
 )
 
@@ -202,74 +204,26 @@ def test_ogr2ogr_exports_every_feature_in_hk80(
     assert abs(e - n) > 1000, "the demo's first vertex cannot tell the axes apart"
 
 
-#: A filter per layer: the OGR SQL ``-where`` and the same condition in SQL and
-#: in Python. Equality on a queryable goes to the server as ``name=value``;
-#: other comparisons are evaluated by GDAL 3.6 itself and sent as CQL by GDAL
-#: versions that speak it.
-FILTERS: dict[str, tuple[str, str, tuple[object, ...], Any]] = {
-    "landsd_buildings": (
-        "NUM_STOREY >= 20",
-        '"NUM_STOREY" >= %s',
-        (20,),
-        lambda p: p["NUM_STOREY"] >= 20,
-    ),
-    "td_bus_stops": (
-        "STOP_NAMEC LIKE '德輔道中%'",
-        '"STOP_NAMEC" LIKE %s',
-        ("德輔道中%",),
-        lambda p: p["STOP_NAMEC"].startswith("德輔道中"),
-    ),
-    "td_roads": (
-        "SPEED_LIMIT = 70",
-        '"SPEED_LIMIT" = %s',
-        (70,),
-        lambda p: p["SPEED_LIMIT"] == 70,
-    ),
-}
-
-
-def subset_bbox(layer: Layer, predicate: Any) -> tuple[float, float, float, float]:
-    """The lower-left ~2/3 of the CRS84 extent of the features a filter keeps.
-
-    Widened by about 50 m to the south-west, and no vertex on an edge
-    (the server rounds CRS84 output to 8 decimals and GDAL checks the bbox again
-    on what it receives).
-    """
-    lonlat = [
-        p
-        for key, coords in layer.coords.items()
-        if predicate(layer.properties[key])
-        for p in to_wgs84(coords)
-    ]
-    xs, ys = [p[0] for p in lonlat], [p[1] for p in lonlat]
-    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
-    for share in (0.67, 0.66, 0.65, 0.64, 0.63, 0.62, 0.61, 0.6):
-        bbox = (x0 - 5e-4, y0 - 5e-4, x0 + (x1 - x0) * share, y0 + (y1 - y0) * share)
-        if min(abs(x - bbox[2]) for x in xs) > 1e-6 < min(abs(y - bbox[3]) for y in ys):
-            return bbox
-    raise AssertionError("no bbox keeps clear of the vertices")
-
-
 @pytest.mark.parametrize("slug", SLUGS)
 def test_ogr2ogr_filtered_subset(demo: Demo, slug: str, tmp_path: Path) -> None:
     layer = demo.layers[slug]
-    where, condition, params, predicate = FILTERS[slug]
-    bbox = subset_bbox(layer, predicate)
+    subset = FILTERS[slug]
+    bbox = subset_bbox(layer, subset)
     out = tmp_path / "subset.gpkg"
     run = gdal(
         "ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{demo.url}", slug,
-        "-spat", *(repr(v) for v in bbox), "-where", where, "-oo", "PAGE_SIZE=100",
+        "-spat", *(repr(v) for v in bbox), "-where", subset.ogr, "-oo", "PAGE_SIZE=100",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     got = by_key(layer, read_gpkg(out)[0])
-    in_box = "ST_Intersects(_sdi_geom, ST_MakeEnvelope(%s, %s, %s, %s, 4326))"
-    expected = demo.keys(slug, f"{condition} AND {in_box}", *params, *bbox)
-    assert 0 < len(expected) < demo.count(slug, condition, *params)
-    assert len(expected) < demo.count(slug, in_box, *bbox)
+    expected = subset.expected(demo, slug, bbox)
+    # both the box and the attribute filter leave features out
+    assert 0 < len(expected) < demo.count(slug, subset.sql, *subset.params)
+    assert len(expected) < demo.count(slug, in_box(), *bbox)
     assert set(got) == expected
     window = box(*bbox)
     for key, feature in got.items():
-        assert predicate(feature["properties"]), (key, feature["properties"])
+        assert subset.test(feature["properties"]), (key, feature["properties"])
         assert_same_properties(layer, key, feature["properties"])
         assert shape(feature["geometry"]).intersects(window), key
 
