@@ -249,19 +249,24 @@ def config_view(config: dict[str, Any], hidden: set[str]) -> dict[str, Any]:
         if hidden and _has_records(resource):
             resource = copy.deepcopy(resource)
             for provider in resource["providers"]:
-                if provider.get("type") == "record" and isinstance(
-                    provider.get("data"), list
-                ):
-                    provider["data"] = [
-                        r for r in provider["data"] if r.get("id") not in hidden
+                if _records_of(provider) is not None:
+                    provider["data"]["records"] = [
+                        r
+                        for r in provider["data"]["records"]
+                        if r.get("id") not in hidden
                     ]
         resources[name] = resource
     view["resources"] = resources
     return view
 
 
+def _records_of(provider: dict[str, Any]) -> list[Any] | None:
+    data = provider.get("data")
+    if provider.get("type") != "record" or not isinstance(data, dict):
+        return None
+    records = data.get("records")
+    return records if isinstance(records, list) else None
+
+
 def _has_records(resource: dict[str, Any]) -> bool:
-    return any(
-        p.get("type") == "record" and isinstance(p.get("data"), list)
-        for p in resource.get("providers") or []
-    )
+    return any(_records_of(p) is not None for p in resource.get("providers") or [])

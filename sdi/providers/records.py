@@ -258,15 +258,16 @@ def _sort_key(name: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
 
 
 class CatalogProvider(BaseProvider):  # type: ignore[misc]
-    """Records (GeoJSON Features) listed in the provider definition's ``data``."""
+    """Records (GeoJSON Features) listed in the provider's ``data.records``."""
 
     def __init__(self, provider_def: dict[str, Any]) -> None:
         super().__init__(provider_def)
-        if not isinstance(self.data, list):
+        records = self.data.get("records") if isinstance(self.data, dict) else None
+        if not isinstance(records, list):
             raise ProviderConnectionError(
-                "The catalogue provider's data must be a list of records."
+                "The catalogue provider's data must be {records: [...]}."
             )
-        self._records: list[dict[str, Any]] = self.data
+        self._records: list[dict[str, Any]] = records
         self._fields = self.get_fields()
 
     def get_fields(self) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ The catalogue is one more resource in the configuration :func:`build_config
 <sdi.publish.config.build_config>` makes: ``resources["catalog"]``, a
 ``collection`` whose single ``record`` provider
 (:class:`sdi.providers.records.CatalogProvider`) holds the records themselves
-in ``providers[0]["data"]``: a plain list of GeoJSON Feature dicts whose
+in ``providers[0]["data"]["records"]``: a list of GeoJSON Feature dicts whose
 ``id`` is the layer's slug. The API hides a restricted layer's record from
 clients without a key for it by dropping that id from the list.
 
@@ -343,7 +343,7 @@ def _union(records: list[dict[str, Any]]) -> list[float]:
 def catalog_resource(
     conn: Connection[Any], settings: Settings, served: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """The pygeoapi resource of the catalogue; its records at ``providers[0]["data"]``.
+    """The pygeoapi resource of the catalogue; its records at ``providers[0]["data"]["records"]``.
 
     The collection's extent covers the public layers only (it is not filtered
     per client, unlike the records).
@@ -360,7 +360,8 @@ def catalog_resource(
             {
                 "type": "record",
                 "name": RECORD_PROVIDER,
-                "data": records,
+                # A mapping, as pygeoapi's configuration schema wants.
+                "data": {"records": records},
                 "id_field": "id",
                 "title_field": "title",
                 "time_field": "updated",

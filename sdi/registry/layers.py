@@ -106,7 +106,7 @@ def _validate(data: LayerInput) -> None:
             f"Layer id {data.slug!r} must start with a letter and hold only lower-case "
             "letters, digits and underscores (at most 63), e.g. landsd_buildings."
         )
-    if data.slug.startswith("sdi_") or data.slug in {"collections", "catalogue"}:
+    if data.slug.startswith("sdi_") or data.slug in {"collections", "catalogue", "catalog"}:
         raise BadInputError(f"Layer id {data.slug!r} is reserved.")
     if not data.title_en.strip():
         raise BadInputError("A layer needs an English title.")

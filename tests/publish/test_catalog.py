@@ -7,7 +7,6 @@ run through ``sdi.providers.records.CatalogProvider`` as pygeoapi would call it.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from pygeoapi.provider.base import (
 from pygeofilter.parsers.cql2_text import parse as parse_cql2
 
 from sdi import registry
+from sdi.errors import BadInputError
 from sdi.ingest.raster import ingest_raster
 from sdi.providers.raster import close_datasets
 from sdi.providers.records import CatalogProvider
@@ -260,20 +260,18 @@ def test_raster_and_restricted_records(layers: Conn, settings: Settings) -> None
 
 def test_the_catalogue_in_the_configuration(layers: Conn, settings: Settings) -> None:
     config = build_config(layers, settings)
-    # pygeoapi's own schema accepts it, but for the list of records: its
-    # schema wants a provider's data to be a string or an object.
-    schema_view = copy.deepcopy(config)
-    schema_view["resources"][CATALOG_ID]["providers"][0]["data"] = {}
-    check_config(schema_view)
+    # pygeoapi's own schema accepts it.
+    check_config(config)
     catalog = config["resources"][CATALOG_ID]
     assert catalog["type"] == "collection"
     assert catalog["title"]["en"] and catalog["title"]["zh"]
     (provider,) = catalog["providers"]
     assert provider["type"] == "record" and provider["name"] == RECORD_PROVIDER
-    # The records are a plain list at providers[0]["data"], one per collection.
-    assert isinstance(provider["data"], list)
-    assert {r["id"] for r in provider["data"]} == {DEM, BUILDINGS, SECRET, ROADS}
-    assert {r["id"] for r in provider["data"]} <= set(config["resources"])
+    # The records are a list at providers[0]["data"]["records"], one per
+    # collection.
+    records = provider["data"]["records"]
+    assert {r["id"] for r in records} == {DEM, BUILDINGS, SECRET, ROADS}
+    assert {r["id"] for r in records} <= set(config["resources"])
     # The collection's extent covers the public layers only.
     minx, _, maxx, _ = catalog["extents"]["spatial"]["bbox"]
     assert minx == pytest.approx(113.90) and maxx < 114.3
@@ -284,17 +282,14 @@ def test_the_catalogue_in_the_configuration(layers: Conn, settings: Settings) ->
     assert {"agency", "kind", "licence"} <= names
 
 
-def test_a_layer_named_catalog_keeps_its_name(conn: Conn, settings: Settings) -> None:
-    create_layer(conn, "catalog")
-    add_version(conn, "catalog", buildings(range(2)))
-    config = build_config(conn, settings)
-    (provider,) = config["resources"]["catalog"]["providers"]
-    assert provider["type"] == "feature"
+def test_no_layer_can_take_the_catalogues_id(conn: Conn) -> None:
+    with pytest.raises(BadInputError, match="reserved"):
+        create_layer(conn, "catalog")
 
 
 def test_empty_catalogue(conn: Conn, settings: Settings) -> None:
     resource = catalog_resource(conn, settings)
-    assert resource["providers"][0]["data"] == []
+    assert resource["providers"][0]["data"] == {"records": []}
     provider = CatalogProvider(resource["providers"][0])
     assert provider.query() == {
         "type": "FeatureCollection",

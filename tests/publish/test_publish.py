@@ -181,7 +181,7 @@ def test_config_is_valid_and_filled_from_settings(
     assert config["server"]["url"] == "https://sdi.example.hk"
     assert config["server"]["limits"]["max_items"] == 500
     assert config["server"]["languages"] == ["en-US", "zh-HK"]
-    assert list(config["resources"]) == [SLUG]
+    assert list(config["resources"]) == [SLUG, "catalog"]
 
 
 def test_openapi_document(published: Conn, settings: Settings) -> None:
