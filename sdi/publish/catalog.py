@@ -343,7 +343,9 @@ def _union(records: list[dict[str, Any]]) -> list[float]:
 def catalog_resource(
     conn: Connection[Any], settings: Settings, served: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """The pygeoapi resource of the catalogue; its records at ``providers[0]["data"]["records"]``.
+    """The pygeoapi resource of the catalogue.
+
+    Its records are at ``providers[0]["data"]["records"]``.
 
     The collection's extent covers the public layers only (it is not filtered
     per client, unlike the records).

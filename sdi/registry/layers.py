@@ -100,13 +100,17 @@ class LayerInput:
     kind: str = "vector"
 
 
+#: Collection ids sdi uses itself ("catalog" is the records catalogue).
+_RESERVED = frozenset({"collections", "catalogue", "catalog"})
+
+
 def _validate(data: LayerInput) -> None:
     if not SLUG.match(data.slug):
         raise BadInputError(
             f"Layer id {data.slug!r} must start with a letter and hold only lower-case "
             "letters, digits and underscores (at most 63), e.g. landsd_buildings."
         )
-    if data.slug.startswith("sdi_") or data.slug in {"collections", "catalogue", "catalog"}:
+    if data.slug.startswith("sdi_") or data.slug in _RESERVED:
         raise BadInputError(f"Layer id {data.slug!r} is reserved.")
     if not data.title_en.strip():
         raise BadInputError("A layer needs an English title.")
