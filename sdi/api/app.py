@@ -37,7 +37,8 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
-from sdi.api import features, l10n_scope, rasters
+from sdi.api import conformance as conformance_
+from sdi.api import features, l10n_scope, rasters, vtiles
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -130,8 +131,8 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/conformance")
     def conformance() -> Response:
-        # pygeoapi's list, with raster scaling and map tiles (sdi.api.rasters).
-        return _execute(rasters.conformance)
+        # Exactly the classes sdi passes (sdi.api.conformance).
+        return _execute(conformance_.conformance)
 
     @app.get("/TileMatrixSets")
     def tilematrixsets() -> Response:
@@ -217,6 +218,27 @@ def _register_raster_routes(app: Flask) -> None:
         )
 
 
+def _register_vector_tile_routes(app: Flask) -> None:
+    """Vector tiles (MVT) of vector layers: OGC API - Tiles (:mod:`sdi.api.vtiles`)."""
+
+    @app.get("/collections/<collection_id>/tiles")
+    def collection_vector_tilesets(collection_id: str) -> Response:
+        return _execute(vtiles.get_vector_tilesets, collection_id)
+
+    @app.get("/collections/<collection_id>/tiles/<tms>")
+    def collection_vector_tileset(collection_id: str, tms: str) -> Response:
+        return _execute(vtiles.get_vector_tileset, collection_id, tms)
+
+    @app.get("/collections/<collection_id>/tiles/<tms>/<z>/<y>/<x>")
+    def collection_vector_tile(
+        collection_id: str, tms: str, z: str, y: str, x: str
+    ) -> Response:
+        # f=mvt: the handler checks f itself.
+        return _execute(
+            vtiles.get_vector_tile, collection_id, tms, z, y, x, skip_valid_check=True
+        )
+
+
 def _register_cors(app: Flask) -> None:
     @app.after_request
     def allow_any_origin(response: Response) -> Response:
@@ -279,6 +301,7 @@ def create_app(
     _register_routes(app)
     _register_raster_routes(app)
     _register_feature_routes(app)
+    _register_vector_tile_routes(app)
     _register_cors(app)
     _register_errors(app)
     return app

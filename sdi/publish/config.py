@@ -18,6 +18,7 @@ from sdi.errors import SdiError
 from sdi.publish.catalog import add_catalog
 from sdi.publish.rasters import add_raster_paths, raster_resources
 from sdi.publish.resources import build_resources
+from sdi.publish.vtiles import add_vector_tile_paths
 from sdi.settings import Settings
 
 __all__ = [
@@ -116,6 +117,7 @@ def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
         copy.deepcopy(config), fail_on_invalid_collection=False
     )
     add_raster_paths(oas, config)
+    add_vector_tile_paths(oas, config)
     return oas
 
 
