@@ -37,6 +37,7 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
+from sdi.api import conformance as conformance_
 from sdi.api import features, l10n_scope, rasters, vtiles
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
@@ -130,8 +131,8 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/conformance")
     def conformance() -> Response:
-        # pygeoapi's list, with raster scaling and map tiles (sdi.api.rasters).
-        return _execute(rasters.conformance)
+        # Exactly the classes sdi passes (sdi.api.conformance).
+        return _execute(conformance_.conformance)
 
     @app.get("/TileMatrixSets")
     def tilematrixsets() -> Response:

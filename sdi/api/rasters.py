@@ -15,7 +15,6 @@ status, content)``, and run through the app's executor like pygeoapi's own.
   (one tile set) and ``.../map/tiles/WebMercatorQuad/{z}/{y}/{x}`` (PNG tiles;
   OGC API - Tiles "geodata-tilesets" for maps). Not pygeoapi's tiles API: that
   one is built around MVT providers and would declare MVT conformance.
-* ``/conformance``: pygeoapi's list, corrected for what is served here.
 """
 
 from __future__ import annotations
@@ -56,7 +55,6 @@ from sdi.publish.rasters import COVERAGE_PROVIDER
 
 __all__ = [
     "TILE_CACHE_SECONDS",
-    "conformance",
     "get_coverage",
     "get_coverage_domainset",
     "get_coverage_rangetype",
@@ -76,17 +74,6 @@ TILE_CACHE_SECONDS = 300
 _OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
 _COVERAGES = "http://www.opengis.net/spec/ogcapi-coverages-1/1.0/conf"
 _TILES = "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf"
-#: Added when sdi serves raster collections.
-_RASTER_CLASSES = (
-    f"{_COVERAGES}/coverage-scaling",
-    f"{_TILES}/core",
-    f"{_TILES}/tileset",
-    f"{_TILES}/tilesets-list",
-    f"{_TILES}/geodata-tilesets",
-    f"{_TILES}/png",
-)
-#: pygeoapi declares it for every coverage; sdi's rasters have no time axis.
-_COVERAGE_DATETIME = f"{_COVERAGES}/coverage-datetime"
 _TIFF_TYPES = ("image/tiff", "image/geotiff")
 _PREVIEW_CELLS = 1024
 
@@ -468,60 +455,3 @@ def get_map_tile(
         return headers, HTTPStatus.NO_CONTENT, b""
     headers["Content-Type"] = FORMAT_TYPES[F_PNG]
     return headers, HTTPStatus.OK, png
-
-
-# -- conformance ----------------------------------------------------------------
-
-
-def conformance(api: API, request: APIRequest) -> Result:
-    """``/conformance``: pygeoapi's classes, plus scaling and map tiles for rasters.
-
-    ``coverage-datetime`` is dropped when every coverage is one of sdi's
-    rasters, which have no time axis.
-    """
-    resources = api.config["resources"]
-    classes = set(_classes(api))
-    rasters = {d for d in resources if _raster_provider(api, d) is not None}
-    if rasters:
-        classes.update(_RASTER_CLASSES)
-        other_coverages = [
-            d
-            for d, r in resources.items()
-            if d not in rasters
-            and any(p.get("type") == "coverage" for p in r.get("providers", []))
-        ]
-        if not other_coverages:
-            classes.discard(_COVERAGE_DATETIME)
-    body = {"conformsTo": sorted(classes)}
-    headers = request.get_response_headers(**api.api_headers)
-    if request.format == F_HTML:
-        html = render_j2_template(
-            api.tpl_config,
-            api.config["server"]["templates"],
-            "conformance.html",
-            body,
-            request.locale,
-        )
-        return headers, HTTPStatus.OK, html
-    return headers, HTTPStatus.OK, to_json(body, api.pretty_print)
-
-
-def _classes(api: API) -> list[str]:
-    """The classes pygeoapi's own ``conformance`` lists for this configuration."""
-    apis = core_api.all_apis()
-    classes = list(core_api.CONFORMANCE_CLASSES)
-    for value in api.config["resources"].values():
-        if value.get("type") == "process":
-            classes.extend(apis["process"].CONFORMANCE_CLASSES)
-            continue
-        for provider in value.get("providers", []):
-            kind = provider.get("type")
-            if kind in apis:
-                classes.extend(apis[kind].CONFORMANCE_CLASSES)
-            if kind == "feature":
-                classes.extend(apis["itemtypes"].CONFORMANCE_CLASSES_FEATURES)
-            if kind == "record":
-                classes.extend(apis["itemtypes"].CONFORMANCE_CLASSES_RECORDS)
-    if api.pubsub_client is not None:
-        classes.extend(apis["pubsub"].CONFORMANCE_CLASSES)
-    return classes
