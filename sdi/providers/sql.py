@@ -327,18 +327,21 @@ def _changes(old: LayerTable, new: LayerTable) -> sql.Composable:
     """(fid, change) of every feature state that differs between two versions.
 
     Added: in ``new`` with a key ``old`` lacks; changed: in ``new`` with a key
-    ``old`` holds in another state; removed: in ``old`` with a key ``new``
-    lacks (the old state). Identity is ``_sdi_key``.
+    ``old`` holds in another state (another ``_sdi_hash``); removed: in
+    ``old`` with a key ``new`` lacks (the old state). Identity is ``_sdi_key``.
     """
     table = sql.Identifier(DATA_SCHEMA, old.table)
     return sql.SQL(
-        "WITH o AS MATERIALIZED (SELECT o._sdi_fid, o._sdi_key FROM {table} AS o"
-        " WHERE {old_only}),"
-        " n AS MATERIALIZED (SELECT n._sdi_fid, n._sdi_key FROM {table} AS n"
-        " WHERE {new_only})"
+        "WITH o AS MATERIALIZED (SELECT o._sdi_fid, o._sdi_key, o._sdi_hash"
+        " FROM {table} AS o WHERE {old_only}),"
+        " n AS MATERIALIZED (SELECT n._sdi_fid, n._sdi_key, n._sdi_hash"
+        " FROM {table} AS n WHERE {new_only})"
         " SELECT n._sdi_fid AS fid,"
         " CASE WHEN EXISTS (SELECT 1 FROM o WHERE o._sdi_key = n._sdi_key)"
         " THEN 'changed' ELSE 'added' END AS change FROM n"
+        # a feature that left and came back as it was has not changed
+        " WHERE NOT EXISTS (SELECT 1 FROM o"
+        " WHERE o._sdi_key = n._sdi_key AND o._sdi_hash = n._sdi_hash)"
         " UNION ALL"
         " SELECT o._sdi_fid, 'removed' FROM o"
         " WHERE NOT EXISTS (SELECT 1 FROM n WHERE n._sdi_key = o._sdi_key)"
