@@ -37,6 +37,7 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
+from sdi.api import collections as collections_
 from sdi.api import conformance as conformance_
 from sdi.api import features, l10n_scope, rasters, vtiles
 from sdi.api.access import API_KEY_HEADER, presented_key
@@ -148,11 +149,11 @@ def _register_routes(app: Flask) -> None:
 
     @app.get("/collections")
     def collections() -> Response:
-        return _execute(core_api.describe_collections, None)
+        return _execute(collections_.describe_collections, None)
 
     @app.get("/collections/<collection_id>")
     def collection(collection_id: str) -> Response:
-        return _execute(core_api.describe_collections, collection_id)
+        return _execute(collections_.describe_collections, collection_id)
 
     @app.get("/collections/<collection_id>/schema")
     def collection_schema(collection_id: str) -> Response:

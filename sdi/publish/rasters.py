@@ -24,6 +24,7 @@ from sdi.publish.resources import (
     _descriptions,
     _keywords,
     _links,
+    attribution,
 )
 from sdi.registry import get_version, list_agencies, list_layers, list_licences
 from sdi.settings import Settings
@@ -111,6 +112,7 @@ def raster_resource(
         "title": _bilingual(layer.title_en, layer.title_zh),
         "description": _descriptions(record),
         "keywords": _keywords(record),
+        "attribution": attribution(record.agency, record.licence),
         "links": _links(record) + _raster_links(record, raster, settings.public_url),
         "extents": {
             "spatial": {

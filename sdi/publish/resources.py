@@ -29,6 +29,7 @@ __all__ = [
     "SUPPORTED_CRS",
     "TILESETS_VECTOR_REL",
     "LayerRecord",
+    "attribution",
     "build_resources",
     "collection_resource",
     "crs_uri",
@@ -219,6 +220,16 @@ def _links(record: LayerRecord, base_url: str = "") -> list[dict[str, str]]:
     return links
 
 
+def attribution(agency: Agency, licence: Licence) -> dict[str, str]:
+    """Who to credit when showing the data: the owner and the licence's sentence."""
+    en = [agency.name_en, licence.attribution_en or licence.attribution_zh]
+    zh = [
+        agency.name_zh or agency.name_en,
+        licence.attribution_zh or licence.attribution_en,
+    ]
+    return {"en": "; ".join(p for p in en if p), "zh": "；".join(p for p in zh if p)}
+
+
 def _keywords(record: LayerRecord) -> list[str]:
     words = list(record.layer.keywords)
     for extra in (record.layer.theme, record.agency.code):
@@ -263,6 +274,8 @@ def collection_resource(record: LayerRecord, base_url: str = "") -> dict[str, An
         "title": _bilingual(layer.title_en, layer.title_zh),
         "description": _descriptions(record),
         "keywords": _keywords(record),
+        # Not a pygeoapi key: sdi adds it to the collection's JSON.
+        "attribution": attribution(record.agency, record.licence),
         "links": _links(record, base_url),
         "extents": {
             "spatial": {
