@@ -47,8 +47,29 @@ def _parser() -> argparse.ArgumentParser:
         "--keep", action="store_true",
         help="keep the throwaway cluster's directory afterwards",
     )  # fmt: skip
+    parser.add_argument(
+        "--duration", type=float, default=10.0,
+        help="serving: seconds of wrk per server and request type (default 10)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--servers", default="sdi,pygeoapi,pygeoapi-nocount,tipg",
+        help="serving: comma-separated servers (default all four)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--requests", default="",
+        help="serving: comma-separated request type ids (default all; see README)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--slow-timeout", type=float, default=60.0,
+        help="serving: a single request with no answer after this many seconds "
+        "is a time-out (default 60)",
+    )  # fmt: skip
     parser.add_argument("--list", action="store_true", help="list the suites")
     return parser
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             results_dir=args.results_dir,
             regenerate=args.regenerate,
             keep=args.keep,
+            duration=args.duration,
+            servers=_names(args.servers),
+            requests=_names(args.requests),
+            slow_timeout=args.slow_timeout,
         )
     )
     meta = machine_info() | {
@@ -81,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
             "scale": args.scale,
             "repeat": args.repeat,
             "formats": list(formats),
+            "duration": args.duration,
+            "servers": list(_names(args.servers)),
         }
     }
     for name in args.only or sorted(SUITES):
         suite = SUITES[name]
         ctx.console.rule(f"{suite.name}: {suite.description}")
         measurements = suite.run(ctx)
-        report.show(ctx.console, suite.name, measurements)
+        if suite.table:
+            report.show(ctx.console, suite.name, measurements)
         path = report.save(ctx.options.results_dir, suite.name, measurements, meta)
         ctx.console.print(f"Results: {path}")
     return 0

@@ -35,6 +35,12 @@ class Options:
     results_dir: Path = BENCH_DIR / "results"
     regenerate: bool = False
     keep: bool = False  # keep the cluster's directory (for a look afterwards)
+    # serving suite
+    duration: float = 10.0  # seconds of wrk per server and request type
+    servers: tuple[str, ...] = ("sdi", "pygeoapi", "pygeoapi-nocount", "tipg")
+    requests: tuple[str, ...] = ()  # request type ids to run (empty: all)
+    slow_timeout: float = 60.0  # a single request slower than this: a time-out
+    export_timeout: float = 1800.0  # seconds an ogr2ogr export may take
 
 
 @dataclass
@@ -81,15 +87,18 @@ class BenchContext:
     console: Console = field(default_factory=lambda: _console())
 
     @contextmanager
-    def postgis(self, dbname: str = "bench") -> Iterator[PostGIS]:
-        """Start a cluster on a free port under a temporary directory; stop it after.
+    def postgis(
+        self, dbname: str = "bench", port: int | None = None
+    ) -> Iterator[PostGIS]:
+        """Start a cluster on ``port`` (default: a free one) under a temporary
+        directory; stop it after.
 
         When we are root the cluster runs as the ``postgres`` OS user, so the
         directory is made reachable (o+x) for it.
         """
         root = Path(tempfile.mkdtemp(prefix="sdi-bench-"))
         root.chmod(0o755)
-        cluster = Cluster(root / "pg", free_port())
+        cluster = Cluster(root / "pg", port or free_port())
         self.console.log(f"Starting PostGIS on port {cluster.port} in {root}")
         cluster.init()
         cluster.start()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench.context import BenchContext
-from bench.suites import ingest, rasters
+from bench.suites import ingest, rasters, serving
 from bench.timing import Measurement
 
 
@@ -21,6 +21,7 @@ class Suite:
     name: str
     description: str
     run: Callable[[BenchContext], list[Measurement]]
+    table: bool = True  # False: the suite prints its own report
 
 
 SUITES: dict[str, Suite] = {
@@ -28,5 +29,6 @@ SUITES: dict[str, Suite] = {
     for s in (
         Suite(ingest.NAME, ingest.DESCRIPTION, ingest.run),
         Suite(rasters.NAME, rasters.DESCRIPTION, rasters.run),
+        Suite(serving.NAME, serving.DESCRIPTION, serving.run, table=False),
     )
 }
