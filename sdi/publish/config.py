@@ -118,7 +118,26 @@ def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
     )
     add_raster_paths(oas, config)
     add_vector_tile_paths(oas, config)
+    _add_api_key_scheme(oas)
     return oas
+
+
+def _add_api_key_scheme(oas: dict[str, Any]) -> None:
+    """Declare how API keys travel (they open restricted collections)."""
+    schemes = oas.setdefault("components", {}).setdefault("securitySchemes", {})
+    description = (
+        "Optional. A key granted by a data owner opens its restricted "
+        "collections; without one only public collections exist. Also "
+        "accepted as the api_key query parameter."
+    )
+    schemes["sdiApiKey"] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": description,
+    }
+    # Every operation works without a key ({}), or with one.
+    oas["security"] = [{}, {"sdiApiKey": []}]
 
 
 def check_config(config: dict[str, Any]) -> None:

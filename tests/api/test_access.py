@@ -102,8 +102,10 @@ def test_a_granted_key_opens_exactly_its_layers(keys: Keys, server: Server) -> N
         f="json",
     )
     assert one.status_code == 200
-    openapi = get(f"{server.url}/openapi", keys.secret, f="json")
-    assert f"/collections/{SECRET}/items" in openapi.json()["paths"]
+    openapi = get(f"{server.url}/openapi", keys.secret, f="json").json()
+    assert f"/collections/{SECRET}/items" in openapi["paths"]
+    scheme = openapi["components"]["securitySchemes"]["sdiApiKey"]
+    assert scheme == scheme | {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     catalogue = get(
         f"{server.url}/collections/catalog/items", keys.secret, f="json", limit=50
     )
