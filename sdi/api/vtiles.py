@@ -49,6 +49,7 @@ from sdi.providers.mvt import (
     BUFFER,
     EXACT_ZOOM,
     EXTENT,
+    MAX_ZOOM,
     MVT_MEDIA_TYPE,
     TileLayer,
     geometry_type,
@@ -78,6 +79,7 @@ Result = tuple[dict[str, Any], int, str | bytes]
 IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 _OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
 _CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+_ORIGIN = 20037508.342789244  # half the WebMercatorQuad square, metres
 #: Bump when tiles of the same data come out differently (simplification...):
 #: part of every ETag, so that immutable tiles are not cached across it.
 _TILE_SCHEME = "mvt-1"
@@ -255,22 +257,23 @@ def _bbox(layer: VectorLayer) -> tuple[float, float, float, float] | None:
 
 
 def _limits(bounds: tuple[float, float, float, float]) -> list[dict[str, Any]]:
+    """The tiles holding the extent, per zoom level (every level served)."""
     left, bottom, right, top = mercator_bounds(bounds)
     limits = []
-    for z in range(EXACT_ZOOM + 1):
-        n = 1 << z
-        size = 2 * 20037508.342789244 / n
+    for z in range(MAX_ZOOM + 1):
+        last = (1 << z) - 1
+        size = 2 * _ORIGIN / (1 << z)
 
-        def clamp(v: float, n: int = n) -> int:
-            return max(0, min(n - 1, math.floor(v)))
+        def index(v: float, last: int = last) -> int:
+            return max(0, min(last, math.floor(v)))
 
         limits.append(
             {
                 "tileMatrix": str(z),
-                "minTileRow": clamp((20037508.342789244 - top) / size),
-                "maxTileRow": clamp((20037508.342789244 - bottom) / size - 1e-9),
-                "minTileCol": clamp((left + 20037508.342789244) / size),
-                "maxTileCol": clamp((right + 20037508.342789244) / size - 1e-9),
+                "minTileRow": index((_ORIGIN - top) / size),
+                "maxTileRow": index((_ORIGIN - bottom) / size - 1e-9),
+                "minTileCol": index((left + _ORIGIN) / size),
+                "maxTileCol": index((right + _ORIGIN) / size - 1e-9),
             }
         )
     return limits
@@ -531,7 +534,7 @@ def get_vector_tile(
                 HTTPStatus.NOT_FOUND,
                 "NotFound",
                 f"No tile {z}/{y}/{x} in {WEB_MERCATOR_QUAD} (zoom levels 0 to "
-                "24; rows and columns 0 to 2^zoom - 1).",
+                f"{MAX_ZOOM}; rows and columns 0 to 2^zoom - 1).",
             )
         _check_format(request, "mvt")
         version, explicit = _version(layer, request)

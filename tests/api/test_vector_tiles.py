@@ -95,6 +95,8 @@ def test_tile_sets_and_metadata(layer: Conn, server: Server) -> None:
     east, north = m["boundingBox"]["upperRight"]
     assert west < CENTRAL[0] < east and south < CENTRAL[1] < north
     limits = {lim["tileMatrix"]: lim for lim in m["tileMatrixSetLimits"]}
+    assert list(limits) == [str(z) for z in range(25)]  # every level served
+    assert limits["0"]["maxTileRow"] == limits["0"]["maxTileCol"] == 0
     _, y, x = tile_of(*CENTRAL, 14)
     assert limits["14"]["minTileRow"] <= y <= limits["14"]["maxTileRow"]
     assert limits["14"]["minTileCol"] <= x <= limits["14"]["maxTileCol"]
