@@ -229,7 +229,8 @@ def _fetch_one(table: str, statement: sql.Composed, params: Params, what: str) -
                 " set_config('statement_timeout', %s, true)",
                 (_STATEMENT_TIMEOUT,),
             )
-            row = conn.execute(statement, params, prepare=False).fetchone()
+            # Binary results: a tile's bytes travel as they are, not as hex.
+            row = conn.execute(statement, params, prepare=False, binary=True).fetchone()
     except PoolTimeout as exc:
         LOGGER.error("no database connection for %s: %s", table, exc)
         raise ProviderUnavailableError() from exc
