@@ -170,10 +170,22 @@ def _version(layer: VectorLayer, request: APIRequest) -> tuple[int, bool]:
 
 
 def _default_properties(layer: VectorLayer, version: int) -> tuple[str, ...]:
+    """The version's title attribute, chosen from its own attributes only.
+
+    The rule of the collection's ``title_field`` (a string attribute named
+    like a name, English first), applied to the version's attributes rather
+    than read from the configuration: a later publication must not change
+    what an (immutable) tile of an earlier version carries.
+    """
     fields = layer.fields_of(version)
-    if layer.title_field is not None and layer.title_field in fields:
-        return (layer.title_field,)
-    return ()
+    named = [
+        n
+        for n, spec in fields.items()
+        if spec.get("type") == "string" and "name" in n.lower()
+    ]
+    english = [n for n in named if re.search(r"(en|eng|_e)$", n.lower())]
+    chosen = english or named
+    return (chosen[0],) if chosen else ()
 
 
 def _properties(

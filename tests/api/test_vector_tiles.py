@@ -229,3 +229,18 @@ def test_openapi_describes_the_tile_routes(layer: Conn, server: Server) -> None:
     names = {p["name"] for p in tile["get"]["parameters"]}
     assert {"tileMatrix", "tileRow", "tileCol", "version", "properties"} <= names
     assert MVT in tile["get"]["responses"]["200"]["content"]
+
+
+def test_default_attribute_of_a_version_is_its_own(db: Conn, server: Server) -> None:
+    """A later version naming its title attribute differently leaves old tiles be."""
+    create_layer(db, SLUG, fields=[("NAME_EN", "text"), ("LABEL_NAME", "text")])
+    feats = random_feats(50)
+    add_version(db, SLUG, [Feat(f.key, {"NAME_EN": f.key}, f.wkt) for f in feats])
+    add_version(db, SLUG, [Feat(f.key, {"LABEL_NAME": f.key}, f.wkt) for f in feats])
+    z, y, x = tile_of(*CENTRAL, 13)
+    new = decode(get(tile_url(server, z, y, x)))
+    old = decode(get(tile_url(server, z, y, x), version=1))
+    assert {k for f in new.values() for k in f["properties"]} == {"LABEL_NAME"}
+    assert {k for f in old.values() for k in f["properties"]} == {"NAME_EN"}
+    meta = get(f"{server.url}/collections/{SLUG}/tiles/{TMS}", version=1).json()
+    assert meta["layers"][0]["defaultProperties"] == ["NAME_EN"]
