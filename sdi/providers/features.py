@@ -32,6 +32,7 @@ from http import HTTPStatus
 from typing import Any
 
 import psycopg
+import pygeofilter.ast as pgf_ast
 from psycopg import errors as pg_errors
 from psycopg_pool import PoolTimeout
 from pygeoapi.crs import DEFAULT_STORAGE_CRS, CrsTransformSpec
@@ -44,9 +45,11 @@ from pygeoapi.provider.base import (
     ProviderQueryError,
 )
 
-from sdi.providers.crs import OutputCrs, output_crs
+from sdi.providers.cql2 import Cql2Error, filter_sql
+from sdi.providers.crs import OutputCrs, northing_first, output_crs
 from sdi.providers.pool import get_pool
 from sdi.providers.sql import (
+    Condition,
     FeatureQuery,
     LayerTable,
     Params,
@@ -138,11 +141,6 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
         **kwargs: Any,
     ) -> dict[str, Any]:
         """A page of features (GeoJSON FeatureCollection dict) or just the count."""
-        if filterq is not None:
-            raise ProviderInvalidQueryError(
-                user_msg="The filter parameter (CQL2) is not supported yet by this "
-                "collection; use bbox, datetime and property=value parameters."
-            )
         if resulttype not in ("results", "hits"):
             raise ProviderInvalidQueryError(
                 user_msg="resulttype must be 'results' or 'hits'."
@@ -158,6 +156,8 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
             skip_geometry=bool(skip_geometry),
             crs_transform_spec=crs_transform_spec,
         )
+        if filterq is not None:
+            request.condition = self._condition(filterq)
         response: dict[str, Any] = {"type": "FeatureCollection", "features": []}
         if resulttype == "hits":
             response["numberMatched"] = self._count(request)
@@ -244,6 +244,28 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
         if datetime_:
             self._time(request, datetime_)
         return request
+
+    def _condition(self, node: Any) -> Condition:
+        """A CQL2 filter pygeoapi parsed (its geometries in the storage CRS)."""
+        if not isinstance(node, pgf_ast.Node):
+            raise ProviderInvalidQueryError(user_msg="The filter is not valid CQL2.")
+        fields, srid = self._fields, self.layer.srid
+        flip = northing_first(self.storage_crs_uri)
+
+        def condition(params: Params) -> psycopg.sql.Composable:
+            try:
+                return filter_sql(
+                    node,
+                    fields=fields,
+                    srid=srid,
+                    params=params,
+                    filter_srid=srid,
+                    flip=flip,
+                )
+            except Cql2Error as exc:
+                raise ProviderInvalidQueryError(user_msg=exc.message) from exc
+
+        return condition
 
     def _check_field(self, name: str, where: str) -> None:
         if name not in self._fields:

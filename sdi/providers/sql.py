@@ -23,6 +23,7 @@ from sdi.providers.crs import OutputCrs
 
 __all__ = [
     "DATA_SCHEMA",
+    "Condition",
     "FeatureQuery",
     "LayerTable",
     "changes_count_sql",

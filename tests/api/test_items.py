@@ -358,6 +358,14 @@ def test_jsonld_is_still_served(layer: Conn, server: Server) -> None:
     response = get(items_url(server), f="jsonld", limit=2)
     assert response.status_code == 200, response.text
     assert "ld+json" in response.headers["Content-Type"]
+    filtered = get(items_url(server), f="jsonld", filter="FLOORS > 22", limit=100)
+    assert filtered.status_code == 200, filtered.text
+    ids = {f["id"] for f in items(server, filter="FLOORS > 22")["features"]}
+    assert {f"{items_url(server)}/{i}" for i in ids} == {
+        node["@id"]
+        for node in filtered.json()["features"]
+        if "/items/" in node.get("@id", "")
+    }
 
 
 @pytest.mark.parametrize(

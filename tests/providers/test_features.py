@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -15,6 +16,15 @@ from pygeoapi.provider.base import (
 from pyproj import Transformer
 
 from sdi.providers import VersionedFeatureProvider
+from sdi.providers.crs import OutputCrs
+from sdi.providers.sql import (
+    FeatureQuery,
+    LayerTable,
+    changes_count_sql,
+    changes_sql,
+    count_sql,
+    features_sql,
+)
 from sdi.publish import build_resources
 from tests.api.layerdata import (
     BUILDING_FIELDS,
@@ -267,3 +277,111 @@ def test_bad_configuration_is_refused(layer: Conn, change: dict[str, Any]) -> No
     definition["data"].update(change)
     with pytest.raises(ProviderGenericError, match="configuration"):
         VersionedFeatureProvider(definition)
+
+
+def test_cql2_filters_from_pygeoapi(layer: Conn) -> None:
+    from sdi.providers.cql2 import parse_filter
+
+    p = provider(layer)
+    result = p.query(filterq=parse_filter("FLOORS > 22"), limit=100)
+    assert result["numberMatched"] == 3
+    spatial = parse_filter(
+        "S_INTERSECTS(geometry, BBOX(114.149, 22.0, 114.1525, 23.0))"
+    )
+    assert p.query(filterq=spatial)["numberMatched"] == 5
+    with pytest.raises(ProviderInvalidQueryError):
+        p.query(filterq=parse_filter("NOPE = 1"))
+
+
+# -- the statements sdi's own handlers run ------------------------------------
+
+
+def _table(conn: Conn, version: int) -> LayerTable:
+    return LayerTable(SLUG, version, 4326, tuple(n for n, _ in BUILDING_FIELDS))
+
+
+def _ids(conn: Conn, query: FeatureQuery, version: int = 1) -> list[int]:
+    statement, params = features_sql(_table(conn, version), query)
+    return [row[0] for row in conn.execute(statement, params)]
+
+
+def test_keyset_pages_match_offset_pages(layer: Conn) -> None:
+    output = OutputCrs(4326, False, 8)
+    everything = _ids(layer, FeatureQuery(output=output, limit=100))
+    assert len(everything) == 25
+    after = everything[9]
+    assert (
+        _ids(layer, FeatureQuery(output=output, limit=7, after=after))
+        == (everything[10:17])
+    )
+    assert (
+        _ids(layer, FeatureQuery(output=output, limit=7, offset=10))
+        == (everything[10:17])
+    )
+    # sortby pages by offset: the cursor does not apply
+    by_height = FeatureQuery(
+        output=output, limit=3, after=after, sortby=[("HEIGHT_M", True)]
+    )
+    assert _ids(layer, by_height) == everything[::-1][:3]
+    _, params = features_sql(_table(layer, 1), FeatureQuery(output=output), extra=1)
+    assert params["limit"] == 11
+
+
+def test_rows_are_geojson_text(layer: Conn) -> None:
+    query = FeatureQuery(output=OutputCrs(4326, False, 8), limit=1, select=("NAME_TC",))
+    statement, params = features_sql(_table(layer, 1), query)
+    fid, text = layer.execute(statement, params).fetchone() or (None, None)
+    assert isinstance(text, str)
+    feature = json.loads(text)
+    assert feature["id"] == fid and feature["properties"] == {"NAME_TC": "大廈0號"}
+    query.skip_geometry, query.select = True, ()
+    statement, params = features_sql(_table(layer, 1), query)
+    row = layer.execute(statement, params).fetchone()
+    assert row is not None
+    assert json.loads(row[1]) == {
+        "type": "Feature",
+        "id": fid,
+        "geometry": None,
+        "properties": {},
+    }
+
+
+def test_capped_counts(layer: Conn) -> None:
+    query = FeatureQuery(output=OutputCrs(4326, False, 8), equals=[])
+    query.envelopes = [(114.0, 22.0, 115.0, 23.0)]
+    for cap, expected in ((None, 25), (30, 25), (25, 25), (10, 11)):
+        statement, params = count_sql(_table(layer, 1), query, cap=cap)
+        assert layer.execute(statement, params).fetchone() == (expected,)
+    assert query.filtered and not FeatureQuery(output=query.output).filtered
+
+
+def test_envelopes_in_another_crs(layer: Conn) -> None:
+    to_grid = Transformer.from_crs("EPSG:4326", "EPSG:2326", always_xy=True)
+    e0, n0 = to_grid.transform(114.149, 22.27)
+    e1, n1 = to_grid.transform(114.1525, 22.33)
+    query = FeatureQuery(
+        output=OutputCrs(4326, False, 8),
+        limit=100,
+        envelopes=[(e0, n0, e1, n1)],
+        envelope_srid=2326,
+    )
+    assert len(_ids(layer, query)) == 5
+
+
+def test_changes_statements(layer: Conn) -> None:
+    add_version(layer, SLUG, buildings(range(5, 28), renamed=frozenset({5})))
+    old, new = _table(layer, 1), _table(layer, 2)
+    statement, params = changes_count_sql(old, new)
+    assert layer.execute(statement, params).fetchone() == (3, 1, 5)
+    statement, params = changes_sql(
+        old, new, OutputCrs(4326, False, 8), offset=0, limit=4
+    )
+    rows = layer.execute(statement, params).fetchall()
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows) and len(rows) == 4
+    changes = {
+        json.loads(r[1])["properties"]["BLDG_ID"]: json.loads(r[1])["change"]
+        for r in rows
+    }
+    assert changes == {f"B{i:04d}": "removed" for i in range(4)}
+    statement, params = changes_count_sql(new, new)
+    assert layer.execute(statement, params).fetchone() == (0, 0, 0)
