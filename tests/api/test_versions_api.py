@@ -247,3 +247,26 @@ def test_a_feature_that_comes_back(db: Conn, server: Server) -> None:
         "changed": 0,
         "removed": 0,
     }
+
+
+def test_openapi_declares_versions_and_changes(versions: Conn, server: Server) -> None:
+    from sdi.publish import build_config, build_openapi
+    from sdi.publish.features_oas import add_feature_paths
+
+    config = build_config(versions, server.settings)
+    oas = build_openapi(config)
+    add_feature_paths(oas, config)
+    add_feature_paths(oas, config)  # idempotent
+    paths = oas["paths"]
+    items = paths[f"/collections/{SLUG}/items"]["get"]["parameters"]
+    names = [p.get("name") for p in items]
+    assert names.count("version") == 1 and "after" in names and "filter" in names
+    version = next(p for p in items if p.get("name") == "version")
+    assert version["schema"]["maximum"] == 3 and version["schema"]["default"] == 3
+    item = paths[f"/collections/{SLUG}/items/{{featureId}}"]["get"]["parameters"]
+    assert "version" in [p.get("name") for p in item]
+    assert "get" in paths[f"/collections/{SLUG}/versions"]
+    changes = paths[f"/collections/{SLUG}/changes"]["get"]["parameters"]
+    refs = [p["$ref"].split("/")[-1] for p in changes if "$ref" in p]
+    assert all(ref in oas["components"]["parameters"] for ref in refs)
+    assert "catalog" not in " ".join(p for p in paths if p.endswith("/versions"))
