@@ -53,6 +53,7 @@ from sdi.providers.mvt import (
     MVT_MEDIA_TYPE,
     TileLayer,
     geometry_type,
+    largest_feature,
     render_vector_tile,
     tile_in_matrix_set,
 )
@@ -93,10 +94,14 @@ _DIMENSIONS = {
     "POLYGON": 2,
     "MULTIPOLYGON": 2,
 }
-#: Geometry type of a layer version, by (API object) -> (slug, version).
-_GEOMETRY: weakref.WeakKeyDictionary[API, dict[tuple[str, int], str | None]] = (
+#: Facts about layer versions (which never change), per API object:
+#: (what, slug, version) -> value; what is "geometry" or "largest".
+_FACTS: weakref.WeakKeyDictionary[API, dict[tuple[str, str, int], Any]] = (
     weakref.WeakKeyDictionary()
 )
+#: Up to this zoom level a tile request may scan the layer once for its
+#: largest feature: tiles whose pixel is larger are then empty at once.
+_SIZE_SCAN_ZOOM = 12
 _LOCK = threading.Lock()
 
 
@@ -291,16 +296,36 @@ def _limits(bounds: tuple[float, float, float, float]) -> list[dict[str, Any]]:
     return limits
 
 
+def _known(api: API, key: tuple[str, str, int]) -> tuple[bool, Any]:
+    with _LOCK:
+        facts = _FACTS.setdefault(api, {})
+        return key in facts, facts.get(key)
+
+
+def _remember(api: API, key: tuple[str, str, int], value: Any) -> None:
+    with _LOCK:
+        _FACTS.setdefault(api, {})[key] = value
+
+
 def _geometry_type(api: API, layer: VectorLayer, version: int) -> str | None:
-    with _LOCK:
-        known = _GEOMETRY.setdefault(api, {})
-        key = (layer.slug, version)
-        if key in known:
-            return known[key]
-    found = geometry_type(layer.table, layer.srid, version)
-    with _LOCK:
-        _GEOMETRY.setdefault(api, {})[key] = found
-    return found
+    key = ("geometry", layer.slug, version)
+    known, value = _known(api, key)
+    if not known:
+        value = geometry_type(layer.table, layer.srid, version)
+        _remember(api, key, value)
+    return value if isinstance(value, str) else None
+
+
+def _largest(api: API, layer: VectorLayer, version: int, z: int) -> float | None:
+    """The version's largest feature size when known, or worth finding out."""
+    if layer.srid != 4326 or z >= EXACT_ZOOM:
+        return None
+    key = ("largest", layer.slug, version)
+    known, value = _known(api, key)
+    if not known and z <= _SIZE_SCAN_ZOOM:
+        value = largest_feature(layer.table, version)
+        _remember(api, key, value)
+    return float(value) if isinstance(value, float) else None
 
 
 def _tiles_url(api: API, dataset: str) -> str:
@@ -565,14 +590,15 @@ def get_vector_tile(
         return headers, HTTPStatus.NOT_MODIFIED, b""
     if version == layer.version and _outside(layer, tile):
         return headers, HTTPStatus.NO_CONTENT, b""
-    target = TileLayer(
-        table=layer.table,
-        srid=layer.srid,
-        version=version,
-        properties=properties,
-        name=layer.slug,
-    )
     try:
+        target = TileLayer(
+            table=layer.table,
+            srid=layer.srid,
+            version=version,
+            properties=properties,
+            name=layer.slug,
+            largest=_largest(api, layer, version, tile[0]),
+        )
         data = render_vector_tile(target, tile[0], tile[1], tile[2])
     except ProviderGenericError as err:
         return _error(

@@ -59,6 +59,7 @@ __all__ = [
     "MVT_MEDIA_TYPE",
     "TileLayer",
     "geometry_type",
+    "largest_feature",
     "render_vector_tile",
     "tile_in_matrix_set",
     "tile_sql",
@@ -102,6 +103,10 @@ class TileLayer:
     properties: tuple[str, ...] = ()
     #: The MVT layer name (the collection id).
     name: str = "default"
+    #: When known (:func:`largest_feature`): every feature of the version is
+    #: a line or polygon smaller than this in both directions (storage
+    #: units), so tiles whose pixel is larger are empty without a query.
+    largest: float | None = None
 
 
 def tile_in_matrix_set(z: int, y: int, x: int) -> bool:
@@ -121,6 +126,14 @@ def _lonlat(mx: float, my: float) -> tuple[float, float]:
     lon = math.degrees(mx / _SPHERE)
     lat = math.degrees(math.atan(math.sinh(my / _SPHERE)))
     return lon, lat
+
+
+def _lonlat_pixel(z: int, y: int, x: int) -> float:
+    """Below this size (degrees) features are left out of tile z/y/x (4326)."""
+    left, bottom, right, top = _mercator_bounds(z, y, x)
+    west, south = _lonlat(left, bottom)
+    east, north = _lonlat(right, top)
+    return min(east - west, north - south) / _PIXELS
 
 
 def _col(name: str) -> sql.Composable:
@@ -159,7 +172,7 @@ def tile_sql(layer: TileLayer, z: int, y: int, x: int) -> tuple[sql.Composed, Pa
             *_envelope("s", lonlat, params)
         )
         pixel = sql.Placeholder("px")
-        params["px"] = min(east - west, north - south) / _PIXELS
+        params["px"] = _lonlat_pixel(z, y, x)
     else:
         search_box = sql.SQL(
             "ST_Transform(ST_MakeEnvelope({}, {}, {}, {}, 3857), {})"
@@ -263,9 +276,34 @@ def render_vector_tile(layer: TileLayer, z: int, y: int, x: int) -> bytes | None
     pygeoapi provider errors for database trouble.
     """
     statement, params = tile_sql(layer, z, y, x)
+    if (
+        layer.largest is not None
+        and layer.srid == 4326
+        and z < EXACT_ZOOM
+        and layer.largest < _lonlat_pixel(z, y, x)
+    ):
+        return None  # every feature would be left out as smaller than a pixel
     value = _fetch_one(layer.table, statement, params, f"tile {z}/{y}/{x}")
     data = bytes(value) if value is not None else b""
     return data or None
+
+
+def largest_feature(table: str, version: int) -> float | None:
+    """The largest width or height of the version's features (storage units).
+
+    None when the version has points (never left out) or no feature. One
+    scan of the version: callers keep the answer (versions never change).
+    """
+    if not _SLUG.match(table):
+        raise ValueError(f"{table!r} is not a layer table")
+    g = sql.SQL("t._sdi_geom")
+    statement = sql.SQL(
+        "SELECT CASE WHEN bool_or(ST_Dimension({g}) = 0) THEN NULL ELSE"
+        " max(greatest(ST_XMax({g}) - ST_XMin({g}), ST_YMax({g}) - ST_YMin({g})))"
+        " END FROM {t} AS t WHERE {v} AND {g} IS NOT NULL"
+    ).format(g=g, t=sql.Identifier("sdi_data", table), v=_in_version(version))
+    value = _fetch_one(table, statement, {}, "feature sizes")
+    return float(value) if value is not None else None
 
 
 def geometry_type(table: str, srid: int, version: int) -> str | None:

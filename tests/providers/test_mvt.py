@@ -25,6 +25,7 @@ from sdi.providers.mvt import (
     EXTENT,
     TileLayer,
     geometry_type,
+    largest_feature,
     render_vector_tile,
     tile_sql,
 )
@@ -362,3 +363,31 @@ def test_query_plan_uses_the_spatial_index(db: Conn) -> None:
         )
         assert "landsd_many__sdi_geom_idx" in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+def test_tiles_of_specks_only_are_empty_without_a_query(
+    dense: dict[int, tuple[BaseGeometry, str]], db: Conn
+) -> None:
+    largest = largest_feature("landsd_dense", 1)
+    assert largest is not None
+    widest = max(
+        max(g.bounds[2] - g.bounds[0], g.bounds[3] - g.bounds[1])
+        for g, _ in dense.values()
+    )
+    assert largest == pytest.approx(widest, rel=1e-5)
+    for z in range(8, EXACT_ZOOM + 1):
+        tile = tile_of(*CENTRAL, z)
+        plain = render_vector_tile(layer(("NAME_EN",)), *tile)
+        known = TileLayer(
+            "landsd_dense", 4326, 1, ("NAME_EN",), "landsd_dense", largest
+        )
+        assert render_vector_tile(known, *tile) == plain, z
+        if z <= 9:
+            assert plain is None  # 120 m at most: below a pixel
+    # Without a table to ask, the answer can only come from the shortcut.
+    gone = TileLayer("no_such_table", 4326, 1, (), "x", largest)
+    assert render_vector_tile(gone, *tile_of(*CENTRAL, 9)) is None
+    # Points are never left out: no shortcut for layers holding some.
+    create_layer(db, "landsd_points", fields=[("NAME_EN", "text")])
+    add_version(db, "landsd_points", [Feat("p", {"NAME_EN": "p"}, "POINT(114.1 22.3)")])
+    assert largest_feature("landsd_points", 1) is None
