@@ -11,7 +11,9 @@ One statement per tile, built by PostGIS (``ST_AsMVTGeom`` + ``ST_AsMVT``):
 * **Below** :data:`EXACT_ZOOM`, features smaller than one pixel of the tile
   drawn 512 px wide (its bounding box narrower *and* lower than
   ``tile / 512``) are left out: they would not be visible, and at low zoom
-  levels they are most of the work. Lines and polygons are simplified
+  levels they are most of the work. When the caller knows the version's
+  largest feature (:func:`largest_feature`) and it is smaller than the
+  tile's pixel, the tile is empty without a query. Lines and polygons are simplified
   (``ST_Simplify``, Douglas-Peucker, collapsed rings kept) with a tolerance of
   that pixel in the storage CRS, before any transformation, so fewer vertices
   are transformed and encoded. From :data:`EXACT_ZOOM` (the tile set's
