@@ -55,6 +55,16 @@ _ERRORS = {
 }
 
 
+def _version_param(providers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``version``, bounded by the layer's published version when known."""
+    param = copy.deepcopy(_VERSION)
+    provider = next(p for p in providers if p.get("name") == PROVIDER_NAME)
+    published = (provider.get("data") or {}).get("version")
+    if isinstance(published, int) and not isinstance(published, bool):
+        param["schema"] |= {"maximum": published, "default": published}
+    return param
+
+
 def add_vector_tile_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
     """Describe the vector tile routes of every vector layer of ``config``."""
     paths = openapi.setdefault("paths", {})
@@ -65,12 +75,14 @@ def add_vector_tile_paths(openapi: dict[str, Any], config: dict[str, Any]) -> No
         if not any(p.get("name") == PROVIDER_NAME for p in providers):
             continue
         base = f"/collections/{slug}/tiles"
+        version = _version_param(providers)
+        tile_params = [version if p["name"] == "version" else p for p in _TILE]
         paths[base] = {
             "get": {
                 "tags": [slug],
                 "summary": "Vector tile sets (Mapbox Vector Tiles)",
                 "operationId": f"get{slug}VectorTileSets",
-                "parameters": [copy.deepcopy(_VERSION)],
+                "parameters": [copy.deepcopy(version)],
                 "responses": {"200": copy.deepcopy(_JSON), **copy.deepcopy(_ERRORS)},
             }
         }
@@ -79,7 +91,7 @@ def add_vector_tile_paths(openapi: dict[str, Any], config: dict[str, Any]) -> No
                 "tags": [slug],
                 "summary": "A vector tile set: limits, layer, attributes, licence",
                 "operationId": f"get{slug}VectorTileSet",
-                "parameters": [copy.deepcopy(_TMS), copy.deepcopy(_VERSION)],
+                "parameters": [copy.deepcopy(_TMS), copy.deepcopy(version)],
                 "responses": {"200": copy.deepcopy(_JSON), **copy.deepcopy(_ERRORS)},
             }
         }
@@ -93,7 +105,7 @@ def add_vector_tile_paths(openapi: dict[str, Any], config: dict[str, Any]) -> No
                     "pixel; from it on, every feature is there."
                 ),
                 "operationId": f"get{slug}VectorTile",
-                "parameters": copy.deepcopy(_TILE),
+                "parameters": copy.deepcopy(tile_params),
                 "responses": {
                     "200": {"description": "The tile", "content": {MVT_MEDIA_TYPE: {}}},
                     "204": {"description": "The tile holds no feature."},

@@ -226,8 +226,10 @@ def test_openapi_describes_the_tile_routes(layer: Conn, server: Server) -> None:
     base = f"/collections/{SLUG}/tiles"
     assert base in paths and f"{base}/{{tileMatrixSetId}}" in paths
     tile = paths[f"{base}/{{tileMatrixSetId}}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}"]
-    names = {p["name"] for p in tile["get"]["parameters"]}
-    assert {"tileMatrix", "tileRow", "tileCol", "version", "properties"} <= names
+    params = {p["name"]: p for p in tile["get"]["parameters"]}
+    assert {"tileMatrix", "tileRow", "tileCol", "version", "properties"} <= set(params)
+    assert params["version"]["schema"]["maximum"] == 2
+    assert params["version"]["schema"]["default"] == 2
     assert MVT in tile["get"]["responses"]["200"]["content"]
 
 
