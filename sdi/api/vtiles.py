@@ -106,6 +106,8 @@ _LOCK = threading.Lock()
 
 
 class _RequestError(Exception):
+    """A request this module refuses: answered as an OGC exception."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -124,10 +126,6 @@ def _error(
     headers.pop("ETag", None)
     headers.pop("Cache-Control", None)
     return api.get_exception(status, headers, F_JSON, code, message)  # type: ignore[no-any-return]
-
-
-def _not_found(api: API, request: APIRequest, message: str) -> Result:
-    return _error(api, request, HTTPStatus.NOT_FOUND, "NotFound", message)
 
 
 def _layer(api: API, dataset: str) -> VectorLayer:
