@@ -207,21 +207,27 @@ def _version(layer: VectorLayer, request: APIRequest) -> tuple[int, bool]:
     return number, True
 
 
+_TABLES: dict[tuple[str, str, int], LayerTable] = {}
+
+
 def _table(layer: VectorLayer, version: int) -> LayerTable:
-    return _layer_table(
-        layer.table,
-        version,
-        layer.srid,
-        tuple(layer.fields_of(version)),
-        layer.time_field if layer.time_field in layer.fields_of(version) else None,
-    )
-
-
-@functools.lru_cache(maxsize=1024)
-def _layer_table(
-    table: str, version: int, srid: int, fields: tuple[str, ...], time: str | None
-) -> LayerTable:
-    return LayerTable(table, version, srid, fields, time)
+    """Version ``version`` of the layer as the SQL builders take it (cached)."""
+    key = (layer.table, layer.revision, version)
+    found = _TABLES.get(key)
+    if found is None:
+        fields = layer.fields_of(version)
+        found = LayerTable(
+            layer.table,
+            version,
+            layer.srid,
+            tuple(fields),
+            layer.time_field if layer.time_field in fields else None,
+            frozenset(n for n, spec in fields.items() if spec.get("type") == "number"),
+        )
+        if len(_TABLES) > 1024:
+            _TABLES.clear()
+        _TABLES[key] = found
+    return found
 
 
 @functools.lru_cache(maxsize=256)

@@ -117,6 +117,9 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
             srid=srid,
             fields=tuple(self._fields),
             time_field=time_field,
+            numbers=frozenset(
+                n for n, spec in self._fields.items() if spec.get("type") == "number"
+            ),
         )
 
     # -- pygeoapi's provider interface --------------------------------------

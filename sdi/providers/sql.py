@@ -53,6 +53,8 @@ class LayerTable:
     srid: int
     fields: tuple[str, ...]
     time_field: str | None = None
+    #: Fields of JSON Schema type "number" (floating point columns).
+    numbers: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -204,7 +206,26 @@ def _feature_text(
     ).format(members, geometry, _properties(names, props))
 
 
-def _attributes(names: tuple[str, ...], alias: str = "p") -> sql.Composable:
+def _value(layer: LayerTable, name: str) -> sql.Composable:
+    """A column for the attribute row, named as the column.
+
+    PostgreSQL writes a float with no fractional part as an integer (``293``);
+    clients that guess attribute types from the first features (GDAL) would
+    then read the column as integers and truncate ``293.2`` further on. Such
+    values get a ``.0``, as Python's json writes them.
+    """
+    column = _col(name)
+    if name not in layer.numbers:
+        return column
+    return sql.SQL(
+        "CASE WHEN abs({c}) < 1e15 AND {c} = trunc({c})"
+        " THEN (to_json({c})::text || '.0')::json ELSE to_json({c}) END AS {n}"
+    ).format(c=column, n=sql.Identifier(name.replace("%", "%%")))
+
+
+def _attributes(
+    layer: LayerTable, names: tuple[str, ...], alias: str = "p"
+) -> sql.Composable:
     """A lateral row of exactly these columns, in order, keyed by their names.
 
     to_json() of it keeps the attribute order of the file, with any number of
@@ -212,7 +233,7 @@ def _attributes(names: tuple[str, ...], alias: str = "p") -> sql.Composable:
     """
     if not names:
         return sql.SQL("")
-    columns = sql.SQL(", ").join(_col(n) for n in names)  # named as the columns
+    columns = sql.SQL(", ").join(_value(layer, n) for n in names)
     return sql.SQL(" CROSS JOIN LATERAL (SELECT {}) AS {}").format(
         columns, sql.Identifier(alias)
     )
@@ -260,7 +281,7 @@ def features_sql(
         where=where,
         order=_order(query),
         paging=paging,
-        attributes=_attributes(names),
+        attributes=_attributes(layer, names),
     )
     return statement, params
 
@@ -297,7 +318,7 @@ def feature_sql(
     ).format(
         feature=_feature_text(layer.srid, output, layer.fields, False),
         table=_table(layer),
-        attributes=_attributes(layer.fields),
+        attributes=_attributes(layer, layer.fields),
         where=_in_version(layer.version),
     )
     return statement, {"fid": fid}
@@ -363,9 +384,9 @@ def changes_sql(
     """
     attributes: sql.Composable = sql.SQL("")
     if old.fields:
-        attributes += _attributes(old.fields, "po")
+        attributes += _attributes(old, old.fields, "po")
     if new.fields:
-        attributes += _attributes(new.fields, "pn")
+        attributes += _attributes(new, new.fields, "pn")
     feature = sql.SQL(
         "CASE WHEN c.change = 'removed' THEN {removed} ELSE {current} END"
     ).format(

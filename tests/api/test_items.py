@@ -474,3 +474,19 @@ def test_sql_injection_is_harmless(layer: Conn, server: Server, attack: str) -> 
     count = layer.execute("SELECT count(*) FROM sdi_data.landsd_buildings").fetchone()
     assert count == (25,)
     assert items(server)["numberMatched"] == 25
+
+
+def test_whole_floats_keep_their_decimal_point(db: Conn, server: Server) -> None:
+    """GDAL types a column by its first values: 120.0 must not read as 120."""
+    create_layer(db, SLUG)
+    feats = buildings(range(2))
+    feats[0].props["HEIGHT_M"] = 120.0
+    feats[1].props["HEIGHT_M"] = -3e20
+    add_version(db, SLUG, feats)
+    text = get(items_url(server)).text
+    assert '"HEIGHT_M":120.0,' in text
+    assert '"FLOORS":1,' in text  # integers stay integers
+    heights = [f["properties"]["HEIGHT_M"] for f in items(server)["features"]]
+    assert heights == [120.0, -3e20]
+    fid = items(server)["features"][0]["id"]
+    assert '"HEIGHT_M":120.0,' in get(f"{items_url(server)}/{fid}").text
