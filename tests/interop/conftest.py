@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,18 @@ class Demo:
     url: str
     db_url: str
     layers: dict[str, Layer]
+    log: Path  # gunicorn's access log (and the server's warnings)
+
+    def log_mark(self) -> int:
+        """Where the server log ends now: pass it to :meth:`requests_since`."""
+        return self.log.stat().st_size
+
+    def requests_since(self, mark: int) -> list[str]:
+        """Request lines (``GET /path?query``) the server logged after ``mark``."""
+        with self.log.open("rb") as f:
+            f.seek(mark)
+            text = f.read().decode("utf-8", "replace")
+        return re.findall(r'"((?:GET|POST|HEAD) \S+) HTTP/', text)
 
     def query(self, statement: str, *params: object) -> list[tuple[Any, ...]]:
         """Rows of one SQL statement on the demo database."""
@@ -311,7 +324,7 @@ def demo(
     url = settings.public_url
     try:
         _wait_up(url, server, log)
-        yield Demo(url, db_url, _source_layers())
+        yield Demo(url, db_url, _source_layers(), log)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:

@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import fiona
 import pytest
@@ -210,6 +211,7 @@ def test_ogr2ogr_filtered_subset(demo: Demo, slug: str, tmp_path: Path) -> None:
     subset = FILTERS[slug]
     bbox = subset_bbox(layer, subset)
     out = tmp_path / "subset.gpkg"
+    mark = demo.log_mark()
     run = gdal(
         "ogr2ogr", "-f", "GPKG", str(out), f"OAPIF:{demo.url}", slug,
         "-spat", *(repr(v) for v in bbox), "-where", subset.ogr, "-oo", "PAGE_SIZE=100",
@@ -226,6 +228,12 @@ def test_ogr2ogr_filtered_subset(demo: Demo, slug: str, tmp_path: Path) -> None:
         assert subset.test(feature["properties"]), (key, feature["properties"])
         assert_same_properties(layer, key, feature["properties"])
         assert shape(feature["geometry"]).intersects(window), key
+    # the box and an equality on a queryable are filtered by the server
+    items = [r for r in demo.requests_since(mark) if f"/{slug}/items" in r]
+    assert items and all("bbox=" in r for r in items[1:]), items
+    if " = " in subset.ogr:
+        name, value = subset.ogr.split(" = ")
+        assert all(f"{name}={value}" in r for r in items[1:]), items
 
 
 def test_filtered_count_agrees_with_the_server(demo: Demo) -> None:
@@ -234,6 +242,7 @@ def test_filtered_count_agrees_with_the_server(demo: Demo) -> None:
     GDAL sends the equality as ``ROUTE_NAMEC=<UTF-8, percent-encoded>``.
     """
     where = "ROUTE_NAMEC = '屯門公路'"
+    mark = demo.log_mark()
     run = gdal(
         "ogrinfo", "-ro", "-so", f"OAPIF:{demo.url}", "td_roads", "-where", where
     )
@@ -241,6 +250,8 @@ def test_filtered_count_agrees_with_the_server(demo: Demo) -> None:
     count = demo.count("td_roads", '"ROUTE_NAMEC" = %s', "屯門公路")
     assert count > 0
     assert f"Feature Count: {count}\n" in run.stdout
+    sent = "ROUTE_NAMEC=" + quote("屯門公路")
+    assert any(sent in r for r in demo.requests_since(mark)), "filtered by GDAL"
 
 
 def test_geojson_output_is_utf8(demo: Demo) -> None:
