@@ -16,6 +16,7 @@ from pygeoapi.util import yaml_load
 
 from sdi.errors import SdiError
 from sdi.publish.catalog import add_catalog
+from sdi.publish.features_oas import add_feature_paths
 from sdi.publish.rasters import add_raster_paths, raster_resources
 from sdi.publish.resources import build_resources
 from sdi.publish.vtiles import add_vector_tile_paths
@@ -118,6 +119,7 @@ def build_openapi(config: dict[str, Any]) -> dict[str, Any]:
     )
     add_raster_paths(oas, config)
     add_vector_tile_paths(oas, config)
+    add_feature_paths(oas, config)
     _add_api_key_scheme(oas)
     return oas
 
