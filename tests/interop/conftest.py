@@ -30,6 +30,7 @@ from pyproj import Transformer
 
 from sdi.db import Cluster
 from sdi.demo import DEMO_LAYERS, iter_buildings, iter_bus_stops, iter_roads
+from sdi.demo.generate import BUILDING_SCHEMA, BUS_STOP_SCHEMA, ROAD_SCHEMA
 from sdi.settings import Settings
 from tests.conftest import TEMPLATE, free_port
 
@@ -66,6 +67,8 @@ class Layer:
     #: key value (as text) -> every vertex, EPSG:2326 easting/northing
     coords: dict[str, Coords] = field(default_factory=dict)
     geometry_type: str = ""
+    #: attribute -> "str", "int" or "float", as the file's schema says
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,8 +144,14 @@ def _source_layers() -> dict[str, Layer]:
         "td_roads": iter_roads(1.0),
     }
     layers = {}
+    schemas = {
+        "landsd_buildings": BUILDING_SCHEMA,
+        "td_bus_stops": BUS_STOP_SCHEMA,
+        "td_roads": ROAD_SCHEMA,
+    }
     for slug, key in LAYERS.items():
-        layer = Layer(slug, key)
+        fields = schemas[slug]["properties"].items()
+        layer = Layer(slug, key, fields={k: v.split(":")[0] for k, v in fields})
         for record in records[slug]:
             k = str(record["properties"][key])
             layer.properties[k] = dict(record["properties"])

@@ -106,6 +106,11 @@ def test_qgis_reads_every_feature_in_crs84(demo: Demo, slug: str) -> None:
     out = qgis({"uri": uri(demo, slug)})
     assert out["crs"] in ("EPSG:4326", "OGC:CRS84")  # QGIS 3.22 names CRS84 so
     assert out["feature_count"] == demo.count(slug)
+    qgis_types = {"str": "String", "int": "Integer", "float": "Real"}
+    assert {
+        name: kind.replace("Integer64", "Integer")
+        for name, kind in out["fields"].items()
+    } == {name: qgis_types[kind] for name, kind in layer.fields.items()}
     got = by_key(layer, out["features"])
     assert set(got) == set(layer.properties) == demo.keys(slug)
     for key, feature in got.items():
