@@ -85,7 +85,6 @@ _ORIGIN = 20037508.342789244  # half the WebMercatorQuad square, metres
 #: part of every ETag, so that immutable tiles are not cached across it.
 _TILE_SCHEME = "mvt-1"
 _INTEGER = re.compile(r"^[0-9]{1,9}$")
-_ATTRIBUTION = re.compile(r"Attribution: (.+?)\.(?:\s|$)")
 _DIMENSIONS = {
     "POINT": 0,
     "MULTIPOINT": 0,
@@ -239,18 +238,10 @@ def _description(layer: VectorLayer, request: APIRequest) -> str:
     return str(text or "")
 
 
-def _attribution(layer: VectorLayer) -> str | None:
+def _attribution(layer: VectorLayer, request: APIRequest) -> str | None:
     """Who to credit: the owner and the licence's attribution sentence."""
-    parts = [
-        link.get("title", "") for link in layer.links if link.get("rel") == "author"
-    ]
-    description = layer.resource.get("description")
-    english = description.get("en") if isinstance(description, dict) else description
-    match = _ATTRIBUTION.search(str(english or ""))
-    if match:
-        parts.append(match.group(1))
-    text = "; ".join(p for p in parts if p)
-    return text or None
+    text = l10n.translate(layer.resource.get("attribution"), request.locale)
+    return str(text) if text else None
 
 
 def _bbox(layer: VectorLayer) -> tuple[float, float, float, float] | None:
@@ -469,7 +460,7 @@ def get_vector_tileset(
         body["license"] = " / ".join(
             link.get("title") or link.get("href", "") for link in licences
         )
-    attribution = _attribution(layer)
+    attribution = _attribution(layer, request)
     if attribution:
         body["attribution"] = attribution
     bounds = _bbox(layer) if version == layer.version else None
