@@ -155,7 +155,7 @@ def test_ogr2ogr_exports_every_feature_in_crs84(
     assert any(f["properties"][CHINESE[slug]] for f in features)
 
 
-def _hk80_export(demo: Demo, slug: str, out: Path) -> tuple[Path, bool]:
+def _hk80_export(demo: Demo, slug: str, out: Path, *extra: str) -> tuple[Path, bool]:
     """``ogr2ogr`` of a layer in EPSG:2326; whether GDAL swapped the axes itself.
 
     GDAL 3.7 and later negotiate the CRS (``-oo CRS=EPSG:2326``) and swap
@@ -175,7 +175,9 @@ def _hk80_export(demo: Demo, slug: str, out: Path) -> tuple[Path, bool]:
             "EPSG:2326",
         ]
         swapped = False
-    run = gdal("ogr2ogr", "-f", "GPKG", str(out), *source, "-oo", "PAGE_SIZE=400")
+    run = gdal(
+        "ogr2ogr", "-f", "GPKG", str(out), *source, "-oo", "PAGE_SIZE=400", *extra
+    )
     assert run.returncode == 0, run.stderr
     return out, swapped
 
@@ -206,6 +208,28 @@ def test_ogr2ogr_exports_every_feature_in_hk80(
     # the wrong order would put eastings among northings: the data say which is which
     e, n = next(iter(layer.coords.values()))[0]
     assert abs(e - n) > 1000, "the demo's first vertex cannot tell the axes apart"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_ogr2ogr_attribute_filter_in_hk80(
+    demo: Demo, slug: str, tmp_path: Path
+) -> None:
+    """``-where`` on a layer read in EPSG:2326 (GDAL 3.6 cannot ``-spat`` there:
+    it takes the layer for CRS84)."""
+    layer = demo.layers[slug]
+    subset = FILTERS[slug]
+    out = tmp_path / "subset_2326.gpkg"
+    path, swapped = _hk80_export(demo, slug, out, "-where", subset.ogr)
+    got = by_key(layer, read_gpkg(path)[0])
+    expected = demo.keys(slug, subset.sql, *subset.params)
+    assert 0 < len(expected) < demo.count(slug)
+    assert set(got) == expected
+    for key, feature in got.items():
+        assert subset.test(feature["properties"]), key
+        coords = vertices(feature["geometry"])
+        if not swapped:
+            coords = [(e, n) for n, e in coords]
+        assert max_distance(coords, layer.coords[key]) < TOLERANCE_M, key
 
 
 @pytest.mark.parametrize("slug", SLUGS)
