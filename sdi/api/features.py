@@ -46,11 +46,10 @@ import threading
 import urllib.parse
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from http import HTTPStatus
 from itertools import islice
-from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -420,7 +419,7 @@ def _count(
 # -- the body of a page -----------------------------------------------------
 
 
-class _Page(AbstractContextManager["_Page"]):
+class _Page:
     """Rows of a page from the database: the first chunk at once, then the rest.
 
     The first chunk is read before the response starts, so errors in the
@@ -431,8 +430,6 @@ class _Page(AbstractContextManager["_Page"]):
     def __init__(
         self, table: str, statement: sql.Composed, params: Params, limit: int
     ) -> None:
-        self._table = table
-        self._limit = limit
         self._cm: AbstractContextManager[psycopg.Connection[Any]] | None = (
             get_pool().connection(timeout=_POOL_TIMEOUT_S)
         )
@@ -475,14 +472,6 @@ class _Page(AbstractContextManager["_Page"]):
                 else:
                     cm.__exit__(type(exc), exc, exc.__traceback__)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close(exc)
-
 
 class _Body:
     """The response body of a page: head, features as they come, tail.
@@ -506,7 +495,7 @@ class _Body:
         limit: int,
         head: bytes,
         tail: Callable[[psycopg.Connection[Any] | None, int, int | None], bytes],
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes]:
         returned = 0
         last: int | None = None
         more = False
@@ -525,7 +514,7 @@ class _Body:
         if prefix is head:
             yield head
         yield tail(self._page.conn, returned, last if more else None)
-        self.close()
+        self._page.close()
 
     def __iter__(self) -> _Body:
         return self
@@ -535,7 +524,10 @@ class _Body:
 
     def close(self) -> None:
         """Release the database connection."""
-        self._page.close()
+        try:
+            self._parts.close()
+        finally:
+            self._page.close()
 
 
 def _whole(body: _Body) -> bytes:
