@@ -124,7 +124,7 @@ class Demo:
         return {r[0] for r in rows}
 
 
-def _vertices(geometry: dict[str, Any]) -> Coords:
+def vertices(geometry: dict[str, Any]) -> Coords:
     """Every vertex of a GeoJSON-like geometry, in order."""
 
     def walk(c: Any) -> Iterator[tuple[float, float]]:
@@ -155,15 +155,10 @@ def _source_layers() -> dict[str, Layer]:
         for record in records[slug]:
             k = str(record["properties"][key])
             layer.properties[k] = dict(record["properties"])
-            layer.coords[k] = _vertices(record["geometry"])
+            layer.coords[k] = vertices(record["geometry"])
             layer.geometry_type = record["geometry"]["type"]
         layers[slug] = layer
     return layers
-
-
-def vertices(geometry: dict[str, Any]) -> Coords:
-    """Every vertex of a GeoJSON geometry, in order (public helper)."""
-    return _vertices(geometry)
 
 
 def to_wgs84(coords: Coords) -> Coords:
