@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,10 @@ def probe(url: str, timeout: float) -> tuple[int | None, float, bytes, str]:
     """One GET: status (None: failed), seconds, body, error text."""
     start = time.perf_counter()
     try:
-        response = requests.get(url, timeout=timeout)
+        # As wrk asks: no compression.
+        response = requests.get(
+            url, timeout=timeout, headers={"Accept-Encoding": "identity"}
+        )
     except requests.Timeout:
         return None, time.perf_counter() - start, b"", f"no answer in {timeout:.0f} s"
     except requests.RequestException as exc:
@@ -189,3 +193,58 @@ def run_checked(args: list[str]) -> None:
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{args[0]} failed: {done.stderr.strip()[-2000:]}")
+
+
+def _varint(buf: bytes, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of a protobuf message, one level deep."""
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+            yield number, value
+        elif wire == 2:
+            size, i = _varint(buf, i)
+            yield number, buf[i : i + size]
+            i += size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            yield number, buf[i : i + width]
+            i += width
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+
+
+def mvt_summary(body: bytes) -> dict[str, Any] | None:
+    """Layers of a Mapbox vector tile: features, attribute names and extent each."""
+    layers: dict[str, Any] = {}
+    try:
+        for number, value in _fields(body):
+            if number != 3 or not isinstance(value, bytes):
+                continue
+            name, features, keys, extent = "", 0, [], 4096
+            for lnum, lval in _fields(value):
+                if lnum == 1 and isinstance(lval, bytes):
+                    name = lval.decode()
+                elif lnum == 2:
+                    features += 1
+                elif lnum == 3 and isinstance(lval, bytes):
+                    keys.append(lval.decode())
+                elif lnum == 5 and isinstance(lval, int):
+                    extent = lval
+            layers[name] = {"features": features, "keys": keys, "extent": extent}
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    return layers or None

@@ -16,6 +16,7 @@ from pathlib import Path
 import requests
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def port(preferred: int) -> int:
@@ -74,6 +75,32 @@ class Server:
     def rss_mb(self) -> float:
         """Resident memory of master and workers together, in MB."""
         return rss_mb(self.pids())
+
+    def cpu_seconds(self) -> float:
+        """CPU time used so far by the server's processes (user + system)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / _TICKS
+
+    def wait_idle(self, timeout: float = 60.0) -> float:
+        """Wait until the server stops working on earlier requests; seconds waited.
+
+        wrk stops with requests still queued: the next type must not pay for them.
+        """
+        start = time.monotonic()
+        last = self.cpu_seconds()
+        while time.monotonic() - start < timeout:
+            time.sleep(0.5)
+            now = self.cpu_seconds()
+            if now - last < 0.05:  # under 10 % of a core
+                break
+            last = now
+        return time.monotonic() - start
 
     @contextlib.contextmanager
     def peak_rss(self, every: float = 0.1) -> Iterator[dict[str, float]]:

@@ -104,14 +104,14 @@ def request_types(buildings: int, points: int) -> list[RequestType]:
                     "items", "floors=30&limit=100"),
         RequestType("b-cql2", f"buildings: CQL2 {CQL2}, limit=100", "buildings",
                     "items", f"filter={cql}&filter-lang=cql2-text&limit=100"),
-        RequestType("b-tile", f"buildings: vector tile z{z}/x{x}/y{y} (Central)",
-                    "buildings", "tile", f"{z}/{x}/{y}"),
         RequestType("p-limit1000", "points: first page, limit=1000", "points",
                     "items", "limit=1000", 1000),
         RequestType("p-bbox-small", "points: bbox ~200 m in Central, limit=100",
                     "points", "items", f"bbox={SMALL_BBOX}&limit=100"),
         RequestType("p-bbox-large", "points: bbox Kowloon, limit=1000", "points",
                     "items", f"bbox={LARGE_BBOX}&limit=1000", 1000),
+        RequestType("b-tile", f"buildings: vector tile z{z}/x{x}/y{y} (Central)",
+                    "buildings", "tile", f"{z}/{x}/{y}"),
         RequestType("b-export", "buildings: full export, ogr2ogr OAPIF -> GPKG",
                     "buildings", "export", "", buildings),
     ]  # fmt: skip
@@ -344,7 +344,18 @@ def _measure(
     status, seconds, body, error = load.probe(url, opts.slow_timeout)
     result.status = status
     result.body_bytes = len(body)
-    result.features = load.count_features(body) if rt.kind != "tile" else None
+    if rt.kind == "tile":
+        tile = load.mvt_summary(body) if status == 200 else None
+        if tile:
+            result.extra["mvt"] = tile
+            result.features = sum(layer["features"] for layer in tile.values())
+            result.note = "; ".join(
+                f"layer {name}: {layer['extent']} extent, attributes "
+                f"{','.join(layer['keys']) or 'none'}"
+                for name, layer in tile.items()
+            )
+    else:
+        result.features = load.count_features(body)
     if status is None:
         result.mode = "timeout" if error.startswith("no answer") else "failed"
         result.errors = 1
@@ -379,6 +390,17 @@ def _measure(
     return result
 
 
+def _cancel_queries(pg: PostGIS) -> None:
+    """Stop the database work a timed-out request left running."""
+    with pg.connect() as conn:
+        conn.execute(
+            "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE "
+            "datname = current_database() AND state = 'active' "
+            "AND pid <> pg_backend_pid()"
+        )
+    time.sleep(2)
+
+
 def _run_server(
     name: str,
     pg: PostGIS,
@@ -399,8 +421,11 @@ def _run_server(
         load.wrk(warm, lua=lua, seconds=2, connections=4, threads=2, timeout=30)
         for rt in types:
             with console.status(f"{name}: {rt.label}"):
+                server.wait_idle()
                 result = _measure(server, rt, fids[rt.layer], opts, lua, work)
             results.append(result)
+            if result.mode == "timeout":
+                _cancel_queries(pg)
             p50 = f"{result.p50_ms:.0f}" if result.p50_ms is not None else "-"
             console.log(
                 f"{name:17} {rt.id:13} {result.mode:7} {result.rps:9.2f}/s p50 {p50} "
