@@ -79,7 +79,7 @@ def test_collections_list_only_published_public_layers(
     create_layer(layer, "landsd_secret", title_en="Secret", visibility="restricted")
     add_version(layer, "landsd_secret", buildings(range(3)))
     body = get(f"{server.url}/collections", f="json").json()
-    assert [c["id"] for c in body["collections"]] == [SLUG]
+    assert [c["id"] for c in body["collections"]] == [SLUG, "catalog"]
     collection = get(f"{server.url}/collections/{SLUG}").json()
     assert collection["title"] == "Buildings"
     assert collection["itemType"] == "feature"
