@@ -74,6 +74,7 @@ from sdi.providers.sql import (
     FeatureQuery,
     LayerTable,
     Params,
+    Statement,
     changes_count_sql,
     changes_sql,
     count_sql,
@@ -365,7 +366,7 @@ def _tuned(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
     return conn
 
 
-def _fetch(table: str, statement: sql.Composed, params: Params) -> list[Any]:
+def _fetch(table: str, statement: Statement, params: Params) -> list[Any]:
     try:
         with get_pool().connection(timeout=_POOL_TIMEOUT_S) as conn:
             cur = _tuned(conn).cursor()
@@ -428,7 +429,7 @@ class _Page:
     """
 
     def __init__(
-        self, table: str, statement: sql.Composed, params: Params, limit: int
+        self, table: str, statement: Statement, params: Params, limit: int
     ) -> None:
         self._cm: AbstractContextManager[psycopg.Connection[Any]] | None = (
             get_pool().connection(timeout=_POOL_TIMEOUT_S)

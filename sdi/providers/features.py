@@ -53,6 +53,7 @@ from sdi.providers.sql import (
     FeatureQuery,
     LayerTable,
     Params,
+    Statement,
     count_sql,
     feature_sql,
     features_sql,
@@ -328,7 +329,7 @@ class VersionedFeatureProvider(BaseProvider):  # type: ignore[misc]
         rows = self._fetch(statement, params)
         return int(rows[0][0]) if rows else 0
 
-    def _fetch(self, statement: psycopg.sql.Composed, params: Params) -> list[Any]:
+    def _fetch(self, statement: Statement, params: Params) -> list[Any]:
         """Run one statement; database trouble becomes a pygeoapi provider error."""
         try:
             with get_pool().connection(timeout=_POOL_TIMEOUT_S) as conn:

@@ -26,6 +26,7 @@ __all__ = [
     "Condition",
     "FeatureQuery",
     "LayerTable",
+    "Statement",
     "changes_count_sql",
     "changes_sql",
     "count_sql",
@@ -39,6 +40,8 @@ FID = "_sdi_fid"
 GEOM = "_sdi_geom"
 
 Params = dict[str, Any]
+#: What the builders return: composed SQL, or flat SQL text kept for reuse.
+Statement = sql.SQL | sql.Composed
 #: Builds a boolean SQL expression over the table alias ``t``, adding the
 #: values it binds to the parameter mapping it is given (a CQL2 filter).
 Condition = Callable[[Params], sql.Composable]
@@ -253,14 +256,79 @@ def _order(query: FeatureQuery) -> sql.Composable:
     return sql.SQL(", ").join(keys)
 
 
+#: Statements of pages without a CQL2 filter, by the shape of the query
+#: (everything but the values, which are parameters), as flat SQL text.
+_STATEMENTS: dict[tuple[Any, ...], sql.SQL] = {}
+_STATEMENTS_MAX = 512
+
+
+def _shape(layer: LayerTable, query: FeatureQuery) -> tuple[Any, ...]:
+    start, end = query.time_range or (None, None)
+    return (
+        layer,
+        query.output,
+        query.select,
+        query.skip_geometry,
+        tuple(query.sortby),
+        len(query.envelopes),
+        query.envelope_srid,
+        tuple(name for name, _ in query.equals),
+        query.time_instant is not None,
+        query.time_range is not None,
+        start is not None,
+        end is not None,
+        query.after is not None and not query.sortby,
+    )
+
+
+def _features_params(layer: LayerTable, query: FeatureQuery, extra: int) -> Params:
+    """The parameters :func:`_compose_features` binds, without composing."""
+    params: Params = {"limit": query.limit + extra}
+    for i, envelope in enumerate(query.envelopes):
+        params.update(zip([f"bbox{i}_{j}" for j in range(4)], envelope, strict=True))
+    for i, (_, value) in enumerate(query.equals):
+        params[f"eq{i}"] = value
+    if layer.time_field is not None:
+        if query.time_instant is not None:
+            params["t_at"] = query.time_instant
+        if query.time_range is not None:
+            start, end = query.time_range
+            if start is not None:
+                params["t_start"] = start
+            if end is not None:
+                params["t_end"] = end
+    if query.after is not None and not query.sortby:
+        params["after"] = query.after
+    else:
+        params["offset"] = query.offset
+    return params
+
+
 def features_sql(
     layer: LayerTable, query: FeatureQuery, *, extra: int = 0
-) -> tuple[sql.Composed, Params]:
+) -> tuple[Statement, Params]:
     """One page of features: rows of (row id, GeoJSON Feature text).
 
     ``extra`` more rows than the limit are selected (1: to learn whether
-    another page follows without counting).
+    another page follows without counting). Statements without a filter
+    condition are composed once per shape of query and kept as text.
     """
+    if query.condition is not None:
+        return _compose_features(layer, query, extra)
+    key = _shape(layer, query)
+    statement = _STATEMENTS.get(key)
+    if statement is None:
+        composed, _ = _compose_features(layer, query, extra)
+        statement = sql.SQL(composed.as_string(None))
+        if len(_STATEMENTS) >= _STATEMENTS_MAX:
+            _STATEMENTS.clear()
+        _STATEMENTS[key] = statement
+    return statement, _features_params(layer, query, extra)
+
+
+def _compose_features(
+    layer: LayerTable, query: FeatureQuery, extra: int
+) -> tuple[sql.Composed, Params]:
     params: Params = {"limit": query.limit + extra}
     where = _where(layer, query, params)
     if query.after is not None and not query.sortby:

@@ -385,3 +385,32 @@ def test_changes_statements(layer: Conn) -> None:
     assert changes == {f"B{i:04d}": "removed" for i in range(4)}
     statement, params = changes_count_sql(new, new)
     assert layer.execute(statement, params).fetchone() == (0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {
+            "envelopes": [(1.0, 2.0, 3.0, 4.0), (5.0, 6.0, 7.0, 8.0)],
+            "envelope_srid": 2326,
+        },
+        {"equals": [("FLOORS", "3"), ("NAME_TC", "x")]},
+        {"time_instant": "2020-01-01"},
+        {"time_range": ("2020-01-01", None)},
+        {"time_range": (None, "2020-01-01")},
+        {"sortby": [("FLOORS", True)], "after": 5, "offset": 3},
+        {"after": 5, "offset": 3, "select": ("NAME_EN",), "skip_geometry": True},
+    ],
+)
+def test_reused_statements_bind_what_composed_ones_do(change: dict[str, Any]) -> None:
+    from sdi.providers import sql as feature_sql_module
+
+    layer = LayerTable(SLUG, 2, 4326, ("FLOORS", "NAME_TC", "OPENED"), "OPENED")
+    query = FeatureQuery(output=OutputCrs(4326, False, 8), limit=7, **change)
+    composed, composed_params = feature_sql_module._compose_features(layer, query, 1)
+    first, params = features_sql(layer, query, extra=1)
+    again, again_params = features_sql(layer, query, extra=1)
+    assert params == composed_params == again_params
+    assert first is again
+    assert first.as_string(None) == composed.as_string(None)
