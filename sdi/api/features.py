@@ -45,7 +45,7 @@ import math
 import threading
 import urllib.parse
 import weakref
-from collections import OrderedDict
+from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from http import HTTPStatus
@@ -59,7 +59,7 @@ from psycopg import sql
 from psycopg.adapt import Loader
 from psycopg_pool import PoolTimeout
 from pygeoapi import l10n
-from pygeoapi.api import API, APIRequest, evaluate_limit, validate_bbox
+from pygeoapi.api import API, APIRequest, validate_bbox
 from pygeoapi.crs import DEFAULT_CRS, DEFAULT_CRS_LIST, CrsTransformSpec
 from pygeoapi.formats import F_HTML, F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.util import render_j2_template, str2bool
@@ -257,6 +257,37 @@ def _output_crs(layer: VectorLayer, request: APIRequest) -> tuple[OutputCrs, str
         return _output(target, layer.storage_crs, layer.srid), target
     except ValueError as exc:
         raise _RequestError(str(exc)) from exc
+
+
+@functools.lru_cache(maxsize=512)
+def _gettext(text: str, language: str, locale: Any) -> str:
+    return str(l10n.translate(text, locale))
+
+
+def _text(text: str, locale: Any) -> str:
+    """pygeoapi's translation of one of its link titles (cached per language)."""
+    return _gettext(text, str(getattr(locale, "language", locale)), locale)
+
+
+def _limit(api: API, layer: VectorLayer, request: APIRequest) -> int:
+    """The page size: pygeoapi's limit rules (RFC5), without its per-call cost."""
+    limits = ChainMap(
+        layer.resource.get("limits") or {}, api.config["server"].get("limits") or {}
+    )
+    default = int(limits.get("default_items", 10))
+    maximum = int(limits.get("max_items", 10))
+    raw = request.params.get("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise _RequestError("limit value should be an integer") from None
+    if value <= 0:
+        raise _RequestError("limit value should be strictly positive")
+    if value > maximum and limits.get("on_exceed", "throttle") == "error":
+        raise _RequestError(f"Limit of {maximum} exceeded")
+    return min(value, maximum)
 
 
 def _request_format(request: APIRequest) -> str:
@@ -653,14 +684,7 @@ def _items_query(
 ) -> FeatureQuery:
     params = request.params
     offset = _int_param(request, "offset", 0)
-    try:
-        limit = evaluate_limit(
-            params.get("limit"),
-            api.config["server"].get("limits", {}),
-            layer.resource.get("limits", {}),
-        )
-    except ValueError as exc:
-        raise _RequestError(str(exc)) from exc
+    limit = _limit(api, layer, request)
     query = FeatureQuery(output=output, offset=offset, limit=limit)
     fields = layer.fields_of(table.version)
     _bbox(layer, request, query)
@@ -746,19 +770,19 @@ def _items_links(
         {
             "type": GEOJSON,
             "rel": request.get_linkrel(F_JSON),
-            "title": l10n.translate("This document as GeoJSON", locale),
+            "title": _text("This document as GeoJSON", locale),
             "href": f"{uri}?f={F_JSON}{kept}",
         },
         {
             "rel": request.get_linkrel(F_JSONLD),
             "type": FORMAT_TYPES[F_JSONLD],
-            "title": l10n.translate("This document as RDF (JSON-LD)", locale),
+            "title": _text("This document as RDF (JSON-LD)", locale),
             "href": f"{uri}?f={F_JSONLD}{kept}",
         },
         {
             "type": FORMAT_TYPES[F_HTML],
             "rel": request.get_linkrel(F_HTML),
-            "title": l10n.translate("This document as HTML", locale),
+            "title": _text("This document as HTML", locale),
             "href": f"{uri}?f={F_HTML}{kept}",
         },
     ]
@@ -770,7 +794,7 @@ def _items_links(
             {
                 "type": GEOJSON,
                 "rel": "prev",
-                "title": l10n.translate("Items (prev)", locale),
+                "title": _text("Items (prev)", locale),
                 "href": f"{uri}?{fmt}offset={prev}{paging}",
             }
         )
@@ -780,7 +804,7 @@ def _items_links(
             {
                 "type": GEOJSON,
                 "rel": "next",
-                "title": l10n.translate("Items (next)", locale),
+                "title": _text("Items (next)", locale),
                 "href": f"{uri}?{fmt}offset={query.offset + returned}{cursor}{paging}",
             }
         )
@@ -1091,31 +1115,31 @@ def _item_links(
         {
             "type": FORMAT_TYPES[F_JSON],
             "rel": "root",
-            "title": l10n.translate("The landing page of this server as JSON", locale),
+            "title": _text("The landing page of this server as JSON", locale),
             "href": f"{api.base_url}?f={F_JSON}",
         },
         {
             "type": FORMAT_TYPES[F_HTML],
             "rel": "root",
-            "title": l10n.translate("The landing page of this server as HTML", locale),
+            "title": _text("The landing page of this server as HTML", locale),
             "href": f"{api.base_url}?f={F_HTML}",
         },
         {
             "rel": request.get_linkrel(F_JSON),
             "type": GEOJSON,
-            "title": l10n.translate("This document as JSON", locale),
+            "title": _text("This document as JSON", locale),
             "href": f"{uri}?f={F_JSON}{extra}",
         },
         {
             "rel": request.get_linkrel(F_JSONLD),
             "type": FORMAT_TYPES[F_JSONLD],
-            "title": l10n.translate("This document as RDF (JSON-LD)", locale),
+            "title": _text("This document as RDF (JSON-LD)", locale),
             "href": f"{uri}?f={F_JSONLD}{extra}",
         },
         {
             "rel": request.get_linkrel(F_HTML),
             "type": FORMAT_TYPES[F_HTML],
-            "title": l10n.translate("This document as HTML", locale),
+            "title": _text("This document as HTML", locale),
             "href": f"{uri}?f={F_HTML}{extra}",
         },
         {
@@ -1237,14 +1261,7 @@ def _changes(api: API, request: APIRequest, dataset: str, layer: VectorLayer) ->
     old_v = _change_version(layer, request, "from", new_v - 1)
     output, crs_uri = _output_crs(layer, request)
     offset = _int_param(request, "offset", 0)
-    try:
-        limit = evaluate_limit(
-            request.params.get("limit"),
-            api.config["server"].get("limits", {}),
-            layer.resource.get("limits", {}),
-        )
-    except ValueError as exc:
-        raise _RequestError(str(exc)) from exc
+    limit = _limit(api, layer, request)
     old_t = (
         _table(layer, old_v) if old_v else LayerTable(layer.table, 0, layer.srid, ())
     )
