@@ -448,6 +448,30 @@ def _count(
     return result
 
 
+# -- offsets as row ids -------------------------------------------------------
+
+#: (count key, offset) -> the row id the page at that offset starts after, in
+#: the default order. Versions never change, so a position seen once holds:
+#: deep offsets (and clients that page by offset) become index range scans.
+_POSITIONS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
+
+
+def _offset_position(key: tuple[Any, ...], offset: int) -> int | None:
+    with _COUNTS_LOCK:
+        found = _POSITIONS.get((key, offset))
+        if found is not None:
+            _POSITIONS.move_to_end((key, offset))
+    return found
+
+
+def _remember_position(key: tuple[Any, ...], offset: int, after: int) -> None:
+    with _COUNTS_LOCK:
+        _POSITIONS[(key, offset)] = after
+        _POSITIONS.move_to_end((key, offset))
+        while len(_POSITIONS) > _COUNTS_MAX:
+            _POSITIONS.popitem(last=False)
+
+
 # -- the body of a page -----------------------------------------------------
 
 
@@ -903,6 +927,10 @@ def _items(
             )
         return headers, HTTPStatus.OK, _dumps(hits)
 
+    keyset = not query.sortby and query.after is None
+    if keyset and query.offset > 0:
+        # A page seen before, by offset: start from its first row's id.
+        query.after = _offset_position(count_key, query.offset)
     try:
         statement, params = features_sql(table, query, extra=1)
     except BadInputError as exc:
@@ -910,11 +938,15 @@ def _items(
     except ValueError as exc:
         raise _RequestError(str(exc)) from exc
     page = _Page(layer.table, statement, params, query.limit + 1)
+    if keyset and query.after is None and query.offset > 0 and page.first:
+        _remember_position(count_key, query.offset, int(page.first[0][0]) - 1)
 
     def tail(
         conn: psycopg.Connection[Any] | None, returned: int, next_after: int | None
     ) -> bytes:
         more = next_after is not None
+        if keyset and next_after is not None:
+            _remember_position(count_key, query.offset + returned, next_after)
         matched = known
         if matched is None:
             if not more and (returned > 0 or query.offset == 0):

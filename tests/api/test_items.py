@@ -490,3 +490,27 @@ def test_whole_floats_keep_their_decimal_point(db: Conn, server: Server) -> None
     assert heights == [120.0, -3e20]
     fid = items(server)["features"][0]["id"]
     assert '"HEIGHT_M":120.0,' in get(f"{items_url(server)}/{fid}").text
+
+
+def test_offsets_seen_before_give_the_same_pages(layer: Conn, server: Server) -> None:
+    """Offsets are remembered as row ids per version and filter: same pages."""
+    for params in (
+        {},
+        {"bbox": "114.149,22.0,114.1725,23.0"},
+        {"filter": "FLOORS > 4"},
+    ):
+        fresh = [
+            [f["id"] for f in items(server, limit=4, offset=o, **params)["features"]]
+            for o in (9, 5, 13, 1)
+        ]
+        again = [
+            [f["id"] for f in items(server, limit=4, offset=o, **params)["features"]]
+            for o in (9, 5, 13, 1)
+        ]
+        assert fresh == again
+        everything = [f["id"] for f in items(server, limit=100, **params)["features"]]
+        assert fresh == [everything[o : o + 4] for o in (9, 5, 13, 1)]
+        # pages after a remembered one (its next offset) too
+        assert [
+            f["id"] for f in items(server, limit=3, offset=17, **params)["features"]
+        ] == (everything[17:20])
