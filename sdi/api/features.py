@@ -44,7 +44,6 @@ import logging
 import math
 import threading
 import urllib.parse
-import weakref
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
@@ -375,32 +374,10 @@ def _db_error(table: str, exc: BaseException) -> _RequestError:
     )
 
 
-#: Connections already tuned for short queries (see :func:`_tuned`).
-_TUNED: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
-
-
-def _tuned(conn: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
-    """``conn``, set up once for many small concurrent queries.
-
-    Parallel workers take longer to start than a page takes to read, and JIT
-    compiles for longer than a capped count runs: with many clients on few
-    cores both only cost. And psycopg prepares a statement run five times,
-    after which PostgreSQL may switch to a generic plan that cannot see the
-    bbox values (an index order scan of the whole table where the spatial
-    index finds the page in a millisecond): plans stay custom.
-    """
-    if conn not in _TUNED:
-        conn.execute("SET jit = off")
-        conn.execute("SET max_parallel_workers_per_gather = 0")
-        conn.execute("SET plan_cache_mode = force_custom_plan")
-        _TUNED.add(conn)
-    return conn
-
-
 def _fetch(table: str, statement: Statement, params: Params) -> list[Any]:
     try:
         with get_pool().connection(timeout=_POOL_TIMEOUT_S) as conn:
-            cur = _tuned(conn).cursor()
+            cur = conn.cursor()
             cur.adapters.register_loader("text", _RawText)
             return cur.execute(statement, params).fetchall()
     except (psycopg.Error, PoolTimeout) as exc:
@@ -494,7 +471,7 @@ class _Page:
         try:
             self.conn = self._cm.__enter__() if self._cm is not None else None
             assert self.conn is not None
-            cur = _tuned(self.conn).cursor()
+            cur = self.conn.cursor()
             cur.adapters.register_loader("text", _RawText)
             if limit <= SMALL_PAGE:
                 self.first: list[Any] = cur.execute(statement, params).fetchall()
@@ -994,7 +971,7 @@ def _items(
 def _exact_count(table: LayerTable, query: FeatureQuery, key: tuple[Any, ...]) -> int:
     try:
         with get_pool().connection(timeout=_POOL_TIMEOUT_S) as conn:
-            total = _count(_tuned(conn), table, query, key, None)
+            total = _count(conn, table, query, key, None)
     except (psycopg.Error, PoolTimeout) as exc:
         raise _db_error(table.table, exc) from exc
     except BadInputError as exc:
