@@ -104,10 +104,14 @@ def test_cluster_ingest_publish_serve(env: dict[str, str], tmp_path: Path) -> No
     bad = run(env, "ingest", str(tmp_path / "nope.zip"), "--layer", "lcsd_parks")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
 
+    # The server's output goes to a file: a pipe nobody reads fills up and
+    # blocks the server.
+    log_path = tmp_path / "up.log"
+    log = log_path.open("w", encoding="utf-8")
     server = subprocess.Popen(
         [SDI, "up", "--no-demo"],
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
@@ -117,22 +121,25 @@ def test_cluster_ingest_publish_serve(env: dict[str, str], tmp_path: Path) -> No
         deadline = time.monotonic() + 60
         while True:
             try:
+                # The first request builds the configuration: slow on a busy
+                # machine, so a timeout is retried like a refused connection.
                 r = requests.get(
-                    f"{base}/collections/lcsd_parks/items?f=json&limit=100", timeout=5
+                    f"{base}/collections/lcsd_parks/items?f=json&limit=100", timeout=30
                 )
                 if r.status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert server.poll() is None, log_path.read_text()
             assert time.monotonic() < deadline, "server did not come up"
             time.sleep(0.5)
         body = r.json()
         assert body["numberReturned"] == 25
         names = {f["properties"]["NAME_TC"] for f in body["features"]}
         assert "公園7" in names
-        admin = requests.get(f"{base}/admin/login", timeout=5)
+        admin = requests.get(f"{base}/admin/login", timeout=30)
         assert admin.status_code == 200 and "csrf_token" in admin.text
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        log.close()
