@@ -72,3 +72,8 @@ def test_licence_link_on_every_page(db: Conn, server: Server) -> None:
     assert url in {link["href"] for link in one["links"] if link["rel"] == "license"}
     page = get(f"{server.url}/collections/{SLUG}/items/{fid}", f="html")
     assert url in page.text
+    # Shown on the page, not only in the head.
+    for path in ("/items", f"/items/{fid}"):
+        body = get(f"{server.url}/collections/{SLUG}{path}", f="html").text
+        shown = body.split("<body", 1)[1]
+        assert f'<a rel="license" href="{url}"' in shown, path
