@@ -163,6 +163,8 @@ def markdown(
             )
             anchor_ratio = text
             checks.append(ok)
+        if rt.kind == "tile":
+            tile += _tile_contents(by, rt.id)
         if not checks:
             verdict = "no peer measured"
         else:
@@ -175,6 +177,22 @@ def markdown(
     flat = _memory(by, servers)
     lines += ["", *flat, "", f"All goals met: {'yes' if met_all else 'no'}.", ""]
     return "\n".join(lines)
+
+
+def _tile_contents(by: dict[tuple[str, str], Result], rid: str) -> str:
+    """A warning when sdi's tile and tipg's do not carry the same attributes."""
+    sdi, tipg = by.get(("sdi", rid)), by.get(("tipg", rid))
+    if sdi is None or tipg is None:
+        return ""
+    mine = {k for layer in sdi.extra.get("mvt", {}).values() for k in layer["keys"]}
+    theirs = {k for layer in tipg.extra.get("mvt", {}).values() for k in layer["keys"]}
+    theirs.discard("id")  # tipg repeats the feature id as an attribute
+    if not mine or not theirs or mine == theirs:
+        return ""
+    return (
+        f" (not the same content: sdi's tile carries {', '.join(sorted(mine))}; "
+        f"tipg's {', '.join(sorted(theirs))})"
+    )
 
 
 def _memory(by: dict[tuple[str, str], Result], servers: list[str]) -> list[str]:

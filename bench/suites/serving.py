@@ -439,7 +439,15 @@ def run(ctx: BenchContext) -> list[Measurement]:
     opts, console = ctx.options, ctx.console
     load.check_tools()
     started = time.perf_counter()
-    servers = [s for s in opts.servers if s in SERVERS] or list(SERVERS)
+    servers = list(opts.servers) or list(SERVERS)
+    unknown = set(servers) - set(SERVERS)
+    known_ids = [t.id for t in request_types(data.BUILDINGS, data.POINTS)]
+    unknown |= set(opts.requests) - set(known_ids)
+    if unknown:
+        raise SystemExit(
+            f"serving: unknown {', '.join(sorted(unknown))}; servers are "
+            f"{', '.join(SERVERS)}; request types {', '.join(known_ids)}"
+        )
     buildings, points = data.layers(
         opts.data_dir, opts.scale, regenerate=opts.regenerate, console=console
     )
