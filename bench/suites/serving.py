@@ -422,7 +422,12 @@ def _run_server(
         for rt in types:
             with console.status(f"{name}: {rt.label}"):
                 server.wait_idle()
-                result = _measure(server, rt, fids[rt.layer], opts, lua, work)
+                try:
+                    result = _measure(server, rt, fids[rt.layer], opts, lua, work)
+                except Exception as exc:  # one request type must not end the run
+                    result = load.Result(name, rt.id, path(name, rt, fids[rt.layer]))
+                    result.mode, result.errors = "failed", 1
+                    result.note = f"bench error: {exc}"[:300]
             results.append(result)
             if result.mode == "timeout":
                 _cancel_queries(pg)
@@ -469,7 +474,14 @@ def run(ctx: BenchContext) -> list[Measurement]:
             anchors = _anchors(pg, loaded["versions"], work, opts.duration, console)
             for name in servers:
                 console.rule(name)
-                results += _run_server(name, pg, types, opts, work, lua, console)
+                try:
+                    results += _run_server(name, pg, types, opts, work, lua, console)
+                except RuntimeError as exc:  # did not start: the others still run
+                    console.log(f"{name} failed: {str(exc)[-1500:]}")
+                    for rt in types:
+                        result = load.Result(name, rt.id, "", mode="failed", errors=1)
+                        result.note = f"server failed: {str(exc)[:200]}"
+                        results.append(result)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     finished = time.perf_counter()
