@@ -13,6 +13,7 @@ over plain columns) and only then build JSON for those rows: the rows an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -378,8 +379,15 @@ def count_sql(
 
 def feature_sql(
     layer: LayerTable, fid: int, output: OutputCrs
-) -> tuple[sql.Composed, Params]:
+) -> tuple[sql.SQL, Params]:
     """The feature with row id ``fid`` (GeoJSON text) if it is in the version."""
+    return _feature_statement(layer, output), {"fid": fid}
+
+
+@functools.lru_cache(maxsize=512)
+def _feature_statement(layer: LayerTable, output: OutputCrs) -> sql.SQL:
+    # Composed once per layer version and output CRS, and kept as text: the
+    # feature-by-id route is hot and its statement never changes.
     statement = sql.SQL(
         "SELECT {feature} FROM {table}{attributes} WHERE {where} AND t._sdi_fid = "
         "%(fid)s"
@@ -389,7 +397,7 @@ def feature_sql(
         attributes=_attributes(layer, layer.fields),
         where=_in_version(layer.version),
     )
-    return statement, {"fid": fid}
+    return sql.SQL(statement.as_string())
 
 
 def locate_sql(layer: LayerTable, fid: int) -> tuple[sql.Composed, Params]:
