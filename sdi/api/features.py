@@ -829,23 +829,36 @@ def _timestamp(layer: VectorLayer, version: int, explicit: bool) -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _other_versions_refused(
+    api: API, request: APIRequest, layer: VectorLayer | None
+) -> Result | None:
+    """A 400 when a format pygeoapi serves (JSON-LD) is asked for an old version.
+
+    pygeoapi's own handlers serve the published version only.
+    """
+    if layer is None or request.params.get("version") in (
+        None,
+        "",
+        str(layer.version),
+    ):
+        return None
+    return _error(
+        api,
+        request,
+        HTTPStatus.BAD_REQUEST,
+        "InvalidParameterValue",
+        "version is only supported for GeoJSON and HTML responses.",
+    )
+
+
 def get_items(api: API, request: APIRequest, dataset: str) -> Result:
     """``/collections/{dataset}/items``: a page of features (GeoJSON or HTML)."""
     layer = vector_layer(api, dataset)
     fmt = _request_format(request)
     if layer is None or fmt not in (F_JSON, F_HTML):
-        if layer is not None and request.params.get("version") not in (
-            None,
-            "",
-            str(layer.version),
-        ):
-            return _error(
-                api,
-                request,
-                HTTPStatus.BAD_REQUEST,
-                "InvalidParameterValue",
-                "version is only supported for GeoJSON and HTML responses.",
-            )
+        refused = _other_versions_refused(api, request, layer)
+        if refused is not None:
+            return refused
         return itemtypes_api.get_collection_items(api, request, dataset)  # type: ignore[no-any-return]
     try:
         return _items(api, request, dataset, layer, fmt)
@@ -1018,18 +1031,9 @@ def get_item(api: API, request: APIRequest, dataset: str, identifier: str) -> Re
     layer = vector_layer(api, dataset)
     fmt = _request_format(request)
     if layer is None or fmt not in (F_JSON, F_HTML):
-        if layer is not None and request.params.get("version") not in (
-            None,
-            "",
-            str(layer.version),
-        ):
-            return _error(
-                api,
-                request,
-                HTTPStatus.BAD_REQUEST,
-                "InvalidParameterValue",
-                "version is only supported for GeoJSON and HTML responses.",
-            )
+        refused = _other_versions_refused(api, request, layer)
+        if refused is not None:
+            return refused
         return itemtypes_api.get_collection_item(api, request, dataset, identifier)  # type: ignore[no-any-return]
     try:
         return _item(api, request, dataset, layer, fmt, identifier)
