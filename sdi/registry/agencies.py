@@ -9,9 +9,9 @@ from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.registry import audit, permissions
-from sdi.registry.publication import bump_generation
 from sdi.registry.models import ROLES, Agency, User
 from sdi.registry.passwords import hash_password
+from sdi.registry.publication import bump_generation
 
 __all__ = [
     "create_agency",

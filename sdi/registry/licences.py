@@ -9,8 +9,8 @@ from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.registry import audit, permissions
-from sdi.registry.publication import bump_generation
 from sdi.registry.models import Licence, User
+from sdi.registry.publication import bump_generation
 
 __all__ = [
     "LICENCE_FIELDS",

@@ -35,7 +35,11 @@ def keys(db: Conn) -> Keys:
     add_version(db, PUBLIC, buildings(range(5)))
     for slug in (SECRET, OTHER):
         create_layer(
-            db, slug, visibility="restricted", title_en=f"Secret {slug}", title_zh="機密"
+            db,
+            slug,
+            visibility="restricted",
+            title_en=f"Secret {slug}",
+            title_zh="機密",
         )
         add_version(db, slug, buildings(range(7)))
     agency = registry.get_agency(db, "landsd")

@@ -18,9 +18,7 @@ from tests.rasters.files import write_dem
 SLUG = "landsd_dem"
 
 
-def test_published_rasters_only(
-    db: Conn, settings: Settings, tmp_path: Path
-) -> None:
+def test_published_rasters_only(db: Conn, settings: Settings, tmp_path: Path) -> None:
     raster_layer(db, SLUG)
     raster_layer(db, "landsd_secret", visibility="restricted", licence="restricted")
     dem = write_dem(tmp_path / "dem.tif", 100, 80)
