@@ -64,10 +64,42 @@ def check_tools() -> None:
         )
 
 
-def lua_script(work: Path) -> Path:
-    """The wrk reporting script, written into ``work``."""
-    path = work / "report.lua"
-    path.write_text(_WRK_LUA)
+#: wrk asks for ``prefix`` followed by an offset drawn uniformly from
+#: [lo, hi] for every request; each thread has its own generator, seeded by
+#: its number (the same sequences for every server).
+_WRK_RANDOM_OFFSET_LUA = r"""
+local prefix, lo, hi = %(prefix)s, %(lo)d, %(hi)d
+local threads = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("seed", threads)
+end
+init = function(args)
+  math.randomseed(7919 * seed)
+  math.random(); math.random()
+end
+request = function()
+  return wrk.format(nil, prefix .. string.format("%%d", math.random(lo, hi)))
+end
+"""
+
+
+def lua_script(
+    work: Path,
+    name: str = "report",
+    prefix: str | None = None,
+    offsets: tuple[int, int] | None = None,
+) -> Path:
+    """The wrk script ``work/<name>.lua``: the reporter, and with ``prefix`` and
+    ``offsets`` a request function asking for ``prefix<offset>``, a random
+    offset in [lo, hi] every time."""
+    path = work / f"{name}.lua"
+    text = _WRK_LUA
+    if prefix is not None and offsets is not None:
+        # A JSON string of ASCII is a Lua string literal.
+        values = {"prefix": json.dumps(prefix), "lo": offsets[0], "hi": offsets[1]}
+        text = _WRK_RANDOM_OFFSET_LUA % values + text
+    path.write_text(text)
     return path
 
 

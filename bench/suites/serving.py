@@ -78,11 +78,19 @@ class RequestType:
     kind: str  # items, item, tile, export
     query: str = ""
     expect: int | None = None  # features in the response when known
+    #: every request a different ``offset``, uniform in [lo, hi] (wrk Lua)
+    offsets: tuple[int, int] | None = None
+    sdi_query: str = ""  # appended to sdi's path only (tiles: ``properties=*``)
+    skip: tuple[str, ...] = ()  # servers not measured for this type
+    skip_note: str = ""
 
 
 def request_types(buildings: int, points: int) -> list[RequestType]:
     """Every request type at this data size."""
     deep = min(250_000, buildings * 5 // 6)
+    # Random deep offsets, scaled as ``deep``; every one leaves a full page.
+    lo = min(200_000, buildings * 2 // 3)
+    hi = max(lo, min(290_000, buildings * 29 // 30, buildings - 10))
     z, x, y = data.CENTRAL_TILE
     cql = quote(CQL2)
     return [
@@ -97,8 +105,12 @@ def request_types(buildings: int, points: int) -> list[RequestType]:
                     "buildings", "items", f"bbox={SMALL_BBOX}&limit=100"),
         RequestType("b-bbox-large", "buildings: bbox Kowloon, limit=1000",
                     "buildings", "items", f"bbox={LARGE_BBOX}&limit=1000"),
-        RequestType("b-deep", f"buildings: deep page, offset={deep:,} limit=10",
-                    "buildings", "items", f"offset={deep}&limit=10", 10),
+        RequestType("b-deep", "buildings: deep page, same offset repeated "
+                    f"(offset={deep:,}, limit=10)", "buildings", "items",
+                    f"offset={deep}&limit=10", 10),
+        RequestType("b-deep-random", "buildings: deep page, random offsets "
+                    f"({lo:,}-{hi:,}, limit=10)", "buildings", "items", "limit=10",
+                    10, offsets=(lo, hi)),
         RequestType("b-id", "buildings: feature by id", "buildings", "item", "", 1),
         RequestType("b-attr", "buildings: floors=30, limit=100", "buildings",
                     "items", "floors=30&limit=100"),
@@ -112,6 +124,11 @@ def request_types(buildings: int, points: int) -> list[RequestType]:
                     "items", f"bbox={LARGE_BBOX}&limit=1000", 1000),
         RequestType("b-tile", f"buildings: vector tile z{z}/x{x}/y{y} (Central)",
                     "buildings", "tile", f"{z}/{x}/{y}"),
+        RequestType("b-tile-all", f"buildings: vector tile z{z} Central, all "
+                    "attributes", "buildings", "tile", f"{z}/{x}/{y}",
+                    sdi_query="properties=*", skip=("pygeoapi", "pygeoapi-nocount"),
+                    skip_note="skipped: pygeoapi's MVT-postgresql tile times out "
+                    "on the default tile (b-tile) already"),
         RequestType("b-export", "buildings: full export, ogr2ogr OAPIF -> GPKG",
                     "buildings", "export", "", buildings),
     ]  # fmt: skip
@@ -122,8 +139,12 @@ def collection(server: str, layer: str) -> str:
     return f"public.{layer}" if server == "tipg" else layer
 
 
-def path(server: str, rt: RequestType, fid: Any) -> str:
-    """The request's path and query on ``server``."""
+def path(server: str, rt: RequestType, fid: Any, offset: int | None = None) -> str:
+    """The request's path and query on ``server``.
+
+    Random-offset types: the path with ``offset`` (default the lowest), or
+    with ``offset=`` last and no value when ``offset`` is -1 (the wrk prefix).
+    """
     cid = collection(server, rt.layer)
     if rt.kind == "item":
         return f"/collections/{cid}/items/{fid}"
@@ -132,7 +153,12 @@ def path(server: str, rt: RequestType, fid: Any) -> str:
         if server == "tipg":  # tipg's order: z/x/y
             return f"/collections/{cid}/tiles/WebMercatorQuad/{z}/{x}/{y}"
         suffix = "?f=mvt" if server.startswith("pygeoapi") else ""
+        if server == "sdi" and rt.sdi_query:
+            suffix = f"?{rt.sdi_query}"
         return f"/collections/{cid}/tiles/WebMercatorQuad/{z}/{y}/{x}{suffix}"
+    if rt.offsets:
+        value = "" if offset == -1 else str(rt.offsets[0] if offset is None else offset)
+        return f"/collections/{cid}/items?{rt.query}&offset={value}"
     return f"/collections/{cid}/items?{rt.query}"
 
 
@@ -356,6 +382,19 @@ def _measure(
             )
     else:
         result.features = load.count_features(body)
+    if rt.offsets and status == 200:  # the highest offset must give a full page too
+        last = server.base + path(server.name, rt, fid, rt.offsets[1])
+        high = load.probe(last, opts.slow_timeout)
+        found = load.count_features(high[2]) if high[0] == 200 else None
+        result.extra["check_last"] = {"url": last, "status": high[0],
+                                      "features": found}  # fmt: skip
+        if found != rt.expect:
+            result.note = (
+                f"offset {rt.offsets[1]}: {found} features, expected {rt.expect}. "
+            )
+        prefix = path(server.name, rt, fid, -1)  # wrk's Lua adds the offset
+        lua = load.lua_script(work, f"{server.name}-{rt.id}", prefix, rt.offsets)
+        result.url = f"{server.base}{prefix}{{{rt.offsets[0]}..{rt.offsets[1]}}}"
     if status is None:
         result.mode = "timeout" if error.startswith("no answer") else "failed"
         result.errors = 1
@@ -371,7 +410,7 @@ def _measure(
         if again[0] == status:
             seconds = min(seconds, again[1])
     if rt.expect is not None and result.features not in (None, rt.expect):
-        result.note = f"{result.features} features, expected {rt.expect}"
+        result.note += f"{result.features} features, expected {rt.expect}"
     connections, duration, timeout = CONNECTIONS, opts.duration, 30.0
     if seconds > SLOW_S:
         result.mode = "slow"
@@ -420,6 +459,12 @@ def _run_server(
         )
         load.wrk(warm, lua=lua, seconds=2, connections=4, threads=2, timeout=30)
         for rt in types:
+            if name in rt.skip:
+                result = load.Result(name, rt.id, path(name, rt, fids[rt.layer]))
+                result.mode, result.note = "skipped", rt.skip_note
+                results.append(result)
+                console.log(f"{name:17} {rt.id:13} skipped")
+                continue
             with console.status(f"{name}: {rt.label}"):
                 server.wait_idle()
                 try:
