@@ -76,10 +76,12 @@ from sdi.providers.sql import (
     Statement,
     changes_count_sql,
     changes_sql,
+    checkpoints_sql,
     count_sql,
     feature_sql,
     features_sql,
     locate_sql,
+    position_sql,
 )
 
 __all__ = [
@@ -382,6 +384,51 @@ def _fetch(table: str, statement: Statement, params: Params) -> list[Any]:
             return cur.execute(statement, params).fetchall()
     except (psycopg.Error, PoolTimeout) as exc:
         raise _db_error(table, exc) from exc
+
+
+# -- deep offsets -------------------------------------------------------------
+
+#: Row ids at every this many rows of a version are kept (:func:`_checkpoints`).
+_CHECKPOINT_STEP = 1000
+#: Shallower offsets are read with OFFSET directly (a few thousand rows).
+_CHECKPOINT_FROM = 5000
+_CHECKPOINTS: OrderedDict[tuple[str, int], list[int]] = OrderedDict()
+_CHECKPOINTS_MAX = 64
+
+
+def _checkpoints(table: LayerTable) -> list[int]:
+    """The ids at positions 0, step, 2*step, ... of a version, read once.
+
+    Versions never change, so a few hundred ids per 100,000 features turn
+    any deep offset into a range scan of at most ``_CHECKPOINT_STEP`` rows.
+    """
+    key = (table.table, table.version)
+    with _COUNTS_LOCK:
+        found = _CHECKPOINTS.get(key)
+        if found is not None:
+            _CHECKPOINTS.move_to_end(key)
+            return found
+    statement, params = checkpoints_sql(table, _CHECKPOINT_STEP)
+    ids = [int(row[0]) for row in _fetch(table.table, statement, params)]
+    with _COUNTS_LOCK:
+        _CHECKPOINTS[key] = ids
+        while len(_CHECKPOINTS) > _CHECKPOINTS_MAX:
+            _CHECKPOINTS.popitem(last=False)
+    return ids
+
+
+def _deep_position(table: LayerTable, offset: int) -> int | None:
+    """The row id the page at ``offset`` starts after (unfiltered, id order).
+
+    None past the end of the version (the page is then read by OFFSET: empty).
+    """
+    points = _checkpoints(table)
+    index, skip = divmod(offset, _CHECKPOINT_STEP)
+    if index >= len(points):
+        return None
+    statement, params = position_sql(table, points[index], skip)
+    rows = _fetch(table.table, statement, params)
+    return int(rows[0][0]) - 1 if rows else None
 
 
 # -- counts -----------------------------------------------------------------
@@ -921,6 +968,14 @@ def _items(
     if keyset and query.offset > 0:
         # A page seen before, by offset: start from its first row's id.
         query.after = _offset_position(count_key, query.offset)
+        if (
+            query.after is None
+            and not query.filtered
+            and query.offset >= _CHECKPOINT_FROM
+        ):
+            query.after = _deep_position(table, query.offset)
+            if query.after is not None:
+                _remember_position(count_key, query.offset, query.after)
     try:
         statement, params = features_sql(table, query, extra=1)
     except BadInputError as exc:

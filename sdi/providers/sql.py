@@ -30,10 +30,12 @@ __all__ = [
     "Statement",
     "changes_count_sql",
     "changes_sql",
+    "checkpoints_sql",
     "count_sql",
     "feature_sql",
     "features_sql",
     "locate_sql",
+    "position_sql",
 ]
 
 DATA_SCHEMA = "sdi_data"
@@ -398,6 +400,31 @@ def _feature_statement(layer: LayerTable, output: OutputCrs) -> sql.SQL:
         where=_in_version(layer.version),
     )
     return sql.SQL(statement.as_string())
+
+
+def checkpoints_sql(layer: LayerTable, step: int) -> tuple[sql.Composed, Params]:
+    """Row ids at positions 0, step, 2*step, ... of the version in id order.
+
+    One pass over the version's ids; with them any offset is at most ``step``
+    rows from a known id (versions never change, so they hold for good).
+    """
+    statement = sql.SQL(
+        "SELECT s._sdi_fid FROM (SELECT t._sdi_fid, row_number() OVER "
+        "(ORDER BY t._sdi_fid) - 1 AS n FROM {} WHERE {}) AS s "
+        "WHERE s.n %% %(step)s = 0 ORDER BY s._sdi_fid"
+    ).format(_table(layer), _in_version(layer.version))
+    return statement, {"step": step}
+
+
+def position_sql(
+    layer: LayerTable, start: int, skip: int
+) -> tuple[sql.Composed, Params]:
+    """The row id ``skip`` rows after row ``start`` (inclusive) in the version."""
+    statement = sql.SQL(
+        "SELECT t._sdi_fid FROM {} WHERE {} AND t._sdi_fid >= %(start)s "
+        "ORDER BY t._sdi_fid OFFSET %(skip)s LIMIT 1"
+    ).format(_table(layer), _in_version(layer.version))
+    return statement, {"start": start, "skip": skip}
 
 
 def locate_sql(layer: LayerTable, fid: int) -> tuple[sql.Composed, Params]:
