@@ -26,6 +26,8 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_PORT": "Port the server binds to (default 5000).",
     "SDI_BASE_URL": "Public URL of the server (default http://SDI_HOST:SDI_PORT).",
     "SDI_WORKERS": "gunicorn worker processes (default 2).",
+    "SDI_ACCESS_LOG": "gunicorn's access log: a file, `-` for standard output "
+    "(default), `off` for none.",
     "SDI_STORAGE_SRID": "EPSG code layers are stored in (default 4326).",
     "SDI_COLLECTIONS_DIR": "Where generated collection files are written "
     "(default ./collections).",
@@ -61,6 +63,8 @@ class Settings:
     port: int = 5000
     base_url: str = ""
     workers: int = 2
+    #: gunicorn's access log: a path, "-" for standard output, "" for none.
+    access_log: str = "-"
     storage_srid: int = 4326
     collections_dir: Path = Path("collections")
     config_dir: Path = Path("config")
@@ -111,6 +115,11 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _access_log(value: str) -> str:
+    value = value.strip()
+    return "" if value.lower() in ("", "off", "none") else value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``SDI_*`` variables (``os.environ`` by default)."""
     env = os.environ if env is None else env
@@ -124,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         port=_int(env, "SDI_PORT", defaults.port),
         base_url=env.get("SDI_BASE_URL") or "",
         workers=_int(env, "SDI_WORKERS", defaults.workers),
+        access_log=_access_log(env.get("SDI_ACCESS_LOG", defaults.access_log)),
         storage_srid=_int(env, "SDI_STORAGE_SRID", defaults.storage_srid),
         collections_dir=Path(env.get("SDI_COLLECTIONS_DIR") or "collections").resolve(),
         config_dir=Path(env.get("SDI_CONFIG_DIR") or "config").resolve(),

@@ -288,6 +288,8 @@ def _server(
             "SDI_BASE_URL": base,
             "SDI_WORKERS": str(WORKERS),
             "SDI_LIMIT_MAX": str(LIMIT_MAX),
+            # The peers' gunicorn and uvicorn log no requests either.
+            "SDI_ACCESS_LOG": "off",
         }
         args = [str(Path(sys.executable).parent / "sdi"), "serve"]
         ready = "/conformance"

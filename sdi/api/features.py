@@ -44,6 +44,7 @@ import logging
 import math
 import threading
 import urllib.parse
+import weakref
 from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
@@ -1129,25 +1130,28 @@ def _item(
             HTTPStatus.NOT_FOUND,
             "NotFound",
         )
-    links = _item_links(api, layer, request, dataset, identifier, version, explicit)
     feature: bytes = rows[0][0]
-    if fmt == F_HTML:
-        content = json.loads(feature)
-        content["links"] = links
-        content["title"] = l10n.translate(layer.title, request.locale)
-        content["id_field"] = "_sdi_fid"
-        if layer.title_field is not None:
-            content["title_field"] = layer.title_field
-        content["collections_path"] = api.get_collections_url()
-        html = render_j2_template(
-            api.tpl_config,
-            api.get_dataset_templates(dataset),
-            "collections/items/item.html",
-            content,
-            request.locale,
+    if fmt != F_HTML:
+        links_json = _item_links_json(
+            api, layer, request, dataset, identifier, version, explicit
         )
-        return headers, HTTPStatus.OK, html
-    return headers, HTTPStatus.OK, feature[:-1] + b',"links":' + _dumps(links) + b"}"
+        return headers, HTTPStatus.OK, feature[:-1] + b',"links":' + links_json + b"}"
+    links = _item_links(api, layer, request, dataset, identifier, version, explicit)
+    content = json.loads(feature)
+    content["links"] = links
+    content["title"] = l10n.translate(layer.title, request.locale)
+    content["id_field"] = "_sdi_fid"
+    if layer.title_field is not None:
+        content["title_field"] = layer.title_field
+    content["collections_path"] = api.get_collections_url()
+    html = render_j2_template(
+        api.tpl_config,
+        api.get_dataset_templates(dataset),
+        "collections/items/item.html",
+        content,
+        request.locale,
+    )
+    return headers, HTTPStatus.OK, html
 
 
 def _missing(layer: VectorLayer, table: LayerTable, fid: int, explicit: bool) -> str:
@@ -1165,6 +1169,41 @@ def _missing(layer: VectorLayer, table: LayerTable, fid: int, explicit: bool) ->
             span = f"version {first}" if first == last else f"versions {first}-{last}"
             message += f" It is in {span}: add ?version={last}."
     return message
+
+
+#: Stands for the feature id in cached link lists (ids are ASCII digits).
+_ID_MARK = "@@sdi-id@@"
+_ITEM_LINKS: weakref.WeakKeyDictionary[API, dict[tuple[Any, ...], bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _item_links_json(
+    api: API,
+    layer: VectorLayer,
+    request: APIRequest,
+    dataset: str,
+    identifier: str,
+    version: int,
+    explicit: bool,
+) -> bytes:
+    """:func:`_item_links` as JSON, built once per API, layer version and language.
+
+    The feature-by-id route is hot; only the id differs between its links.
+    """
+    key = (dataset, layer.revision, version, explicit, str(request.locale),
+           request.format)  # fmt: skip
+    per_api = _ITEM_LINKS.get(api)
+    cached = per_api.get(key) if per_api is not None else None
+    if cached is None:
+        links = _item_links(api, layer, request, dataset, _ID_MARK, version, explicit)
+        cached = _dumps(links)
+        with _COUNTS_LOCK:
+            per_api = _ITEM_LINKS.setdefault(api, {})
+            if len(per_api) > 1024:
+                per_api.clear()
+            per_api[key] = cached
+    return cached.replace(_ID_MARK.encode(), identifier.encode())
 
 
 def _item_links(

@@ -59,8 +59,7 @@ def _gunicorn(settings: Settings) -> None:
         "120",
         "--graceful-timeout",
         "10",
-        "--access-logfile",
-        "-",
+        *(["--access-logfile", settings.access_log] if settings.access_log else []),
         "sdi.cli.serve:wsgi_from_env()",
     ]
     click.echo(
