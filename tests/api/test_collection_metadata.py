@@ -77,3 +77,17 @@ def test_licence_link_on_every_page(db: Conn, server: Server) -> None:
         body = get(f"{server.url}/collections/{SLUG}{path}", f="html").text
         shown = body.split("<body", 1)[1]
         assert f'<a rel="license" href="{url}"' in shown, path
+
+
+def test_each_feature_links_to_itself(db: Conn, server: Server) -> None:
+    # The links of the feature-by-id route are cached per layer version and
+    # language with the id filled in per request.
+    buildings_layer(db, SLUG, 5)
+    items = get(f"{server.url}/collections/{SLUG}/items", f="json").json()
+    for feature in items["features"]:
+        fid = feature["id"]
+        for _ in range(2):
+            one = get(f"{server.url}/collections/{SLUG}/items/{fid}", f="json").json()
+            assert one["id"] == fid
+            own = [link["href"] for link in one["links"] if link["rel"] == "self"]
+            assert own == [f"{server.url}/collections/{SLUG}/items/{fid}?f=json"]
