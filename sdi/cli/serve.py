@@ -60,6 +60,8 @@ def _gunicorn(settings: Settings) -> None:
         "--graceful-timeout",
         "10",
         *(["--access-logfile", settings.access_log] if settings.access_log else []),
+        "--logger-class",
+        "sdi.cli.gunicorn_logging.RedactingLogger",
         "sdi.cli.serve:wsgi_from_env()",
     ]
     click.echo(
