@@ -51,6 +51,7 @@ from pygeoapi.provider.base import ProviderGenericError, ProviderQueryError
 
 from sdi.providers.features import ProviderUnavailableError
 from sdi.providers.pool import get_pool
+from sdi.providers.sql import in_version
 
 __all__ = [
     "BUFFER",
@@ -196,7 +197,7 @@ def tile_sql(layer: TileLayer, z: int, y: int, x: int) -> tuple[sql.Composed, Pa
         bounds = sql.SQL(box2d).format(*_envelope("b", tile, params))
     where: list[sql.Composable] = [
         sql.SQL("t._sdi_geom && {}").format(search_box),
-        _in_version(layer.version),
+        in_version(layer.version),
     ]
     if not exact:
         where.append(
@@ -224,13 +225,6 @@ def tile_sql(layer: TileLayer, z: int, y: int, x: int) -> tuple[sql.Composed, Pa
     return statement, params
 
 
-def _in_version(version: int) -> sql.Composable:
-    # Literals, not parameters: the planner can use partial indexes on them.
-    return sql.SQL(
-        "t._sdi_from <= {v} AND (t._sdi_to IS NULL OR t._sdi_to > {v})"
-    ).format(v=sql.Literal(version))
-
-
 def _fetch_one(table: str, statement: sql.Composed, params: Params, what: str) -> Any:
     """The first column of the first row; database trouble becomes provider errors."""
     try:
@@ -238,10 +232,10 @@ def _fetch_one(table: str, statement: sql.Composed, params: Params, what: str) -
             get_pool().connection(timeout=_POOL_TIMEOUT_S) as conn,
             conn.transaction(),
         ):
+            # JIT and parallel workers are off on every pool connection
+            # (sdi.providers.pool); a tile also gets a time limit.
             conn.execute(
-                "SELECT set_config('jit', 'off', true),"
-                " set_config('max_parallel_workers_per_gather', '0', true),"
-                " set_config('statement_timeout', %s, true)",
+                "SELECT set_config('statement_timeout', %s, true)",
                 (_STATEMENT_TIMEOUT,),
             )
             # Binary results: a tile's bytes travel as they are, not as hex.
@@ -303,7 +297,7 @@ def largest_feature(table: str, version: int) -> float | None:
         "SELECT CASE WHEN bool_or(ST_Dimension({g}) = 0) THEN NULL ELSE"
         " max(greatest(ST_XMax({g}) - ST_XMin({g}), ST_YMax({g}) - ST_YMin({g})))"
         " END FROM {t} AS t WHERE {v} AND {g} IS NOT NULL"
-    ).format(g=g, t=sql.Identifier("sdi_data", table), v=_in_version(version))
+    ).format(g=g, t=sql.Identifier("sdi_data", table), v=in_version(version))
     value = _fetch_one(table, statement, {}, "feature sizes")
     return float(value) if value is not None else None
 
@@ -315,6 +309,6 @@ def geometry_type(table: str, srid: int, version: int) -> str | None:
     statement = sql.SQL(
         "SELECT GeometryType(t._sdi_geom) FROM {} AS t"
         " WHERE {} AND t._sdi_geom IS NOT NULL LIMIT 1"
-    ).format(sql.Identifier("sdi_data", table), _in_version(version))
+    ).format(sql.Identifier("sdi_data", table), in_version(version))
     value = _fetch_one(table, statement, {}, "geometry type")
     return str(value) if value is not None else None

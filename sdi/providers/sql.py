@@ -34,6 +34,7 @@ __all__ = [
     "count_sql",
     "feature_sql",
     "features_sql",
+    "in_version",
     "locate_sql",
     "position_sql",
 ]
@@ -113,9 +114,12 @@ def _col(name: str, alias: str = "t") -> sql.Composable:
     return sql.Identifier(alias, name.replace("%", "%%"))
 
 
-def _in_version(version: int, alias: str = "t") -> sql.Composable:
-    # Literals, not parameters: the version is fixed per statement, and the
-    # planner can then use partial indexes on it.
+def in_version(version: int, alias: str = "t") -> sql.Composable:
+    """Rows of ``alias`` that are in version ``version`` of their layer.
+
+    Literals, not parameters: the version is fixed per statement, and the
+    planner can then use partial indexes on it.
+    """
     return sql.SQL(
         "{a}._sdi_from <= {v} AND ({a}._sdi_to IS NULL OR {a}._sdi_to > {v})"
     ).format(a=sql.Identifier(alias), v=sql.Literal(version))
@@ -140,7 +144,7 @@ def _envelope(layer: LayerTable, query: FeatureQuery, i: int, params: Params) ->
 
 
 def _where(layer: LayerTable, query: FeatureQuery, params: Params) -> sql.Composable:
-    clauses: list[sql.Composable] = [_in_version(layer.version)]
+    clauses: list[sql.Composable] = [in_version(layer.version)]
     if query.envelopes:
         boxes = [
             _envelope(layer, query, i, params) for i in range(len(query.envelopes))
@@ -397,7 +401,7 @@ def _feature_statement(layer: LayerTable, output: OutputCrs) -> sql.SQL:
         feature=_feature_text(layer.srid, output, layer.fields, False),
         table=_table(layer),
         attributes=_attributes(layer, layer.fields),
-        where=_in_version(layer.version),
+        where=in_version(layer.version),
     )
     return sql.SQL(statement.as_string())
 
@@ -412,7 +416,7 @@ def checkpoints_sql(layer: LayerTable, step: int) -> tuple[sql.Composed, Params]
         "SELECT s._sdi_fid FROM (SELECT t._sdi_fid, row_number() OVER "
         "(ORDER BY t._sdi_fid) - 1 AS n FROM {} WHERE {}) AS s "
         "WHERE s.n %% %(step)s = 0 ORDER BY s._sdi_fid"
-    ).format(_table(layer), _in_version(layer.version))
+    ).format(_table(layer), in_version(layer.version))
     return statement, {"step": step}
 
 
@@ -423,7 +427,7 @@ def position_sql(
     statement = sql.SQL(
         "SELECT t._sdi_fid FROM {} WHERE {} AND t._sdi_fid >= %(start)s "
         "ORDER BY t._sdi_fid OFFSET %(skip)s LIMIT 1"
-    ).format(_table(layer), _in_version(layer.version))
+    ).format(_table(layer), in_version(layer.version))
     return statement, {"start": start, "skip": skip}
 
 
