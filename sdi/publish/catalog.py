@@ -41,8 +41,15 @@ from typing import Any
 
 from psycopg import Connection
 
-from sdi.publish.resources import CRS84, LayerRecord, _bilingual, _keywords
-from sdi.registry import list_agencies, list_layers, list_licences, list_versions
+from sdi.publish.resources import (
+    CRS84,
+    TILESETS_VECTOR_REL,
+    LayerRecord,
+    _bilingual,
+    _keywords,
+    licence_link,
+    published_records,
+)
 from sdi.settings import Settings
 
 __all__ = [
@@ -190,7 +197,7 @@ def _links(record: LayerRecord, base_url: str) -> list[dict[str, str]]:
                 "href": f"{href}/items",
             },
             {
-                "rel": f"{OGC_REL}/tilesets-vector",
+                "rel": TILESETS_VECTOR_REL,
                 "type": "application/json",
                 "title": "Vector tiles",
                 "href": f"{href}/tiles",
@@ -203,14 +210,7 @@ def _links(record: LayerRecord, base_url: str) -> list[dict[str, str]]:
             },
         ]
     if licence.url:
-        links.append(
-            {
-                "rel": "license",
-                "type": "text/html",
-                "title": " / ".join(t for t in (licence.name_en, licence.name_zh) if t),
-                "href": licence.url,
-            }
-        )
+        links.append(licence_link(licence))
     return links
 
 
@@ -275,51 +275,25 @@ def layer_record(record: LayerRecord, base_url: str) -> dict[str, Any]:
     }
 
 
-def _layer_records(conn: Connection[Any]) -> list[LayerRecord]:
-    """Every published layer (vector and raster, any visibility) with its versions."""
-    agencies = {a.id: a for a in list_agencies(conn)}
-    licences = {lic.id: lic for lic in list_licences(conn)}
-    records = []
-    for layer in list_layers(conn, published=True):
-        published = layer.published_version
-        if published is None:
-            continue
-        versions = tuple(
-            v for v in list_versions(conn, layer.id) if v.number <= published
-        )
-        version = next((v for v in versions if v.number == published), None)
-        if version is None:
-            LOGGER.error(
-                "layer %s: published version %d is missing", layer.slug, published
-            )
-            continue
-        records.append(
-            LayerRecord(
-                layer=layer,
-                version=version,
-                agency=agencies[layer.agency_id],
-                licence=licences[layer.licence_id],
-                columns={},
-                srid=0,
-                versions=versions,
-            )
-        )
-    return records
-
-
 def catalog_records(
-    conn: Connection[Any], settings: Settings, served: Iterable[str] | None = None
+    conn: Connection[Any],
+    settings: Settings,
+    served: Iterable[str] | None = None,
+    records: list[LayerRecord] | None = None,
 ) -> list[dict[str, Any]]:
     """The records of the published layers, by slug.
 
     ``served``: the slugs the configuration has a collection for (a layer
     left out there, e.g. a raster whose file is missing, is left out here too);
-    None for every published layer.
+    None for every published layer. ``records`` (:func:`published_records`)
+    saves reading the registry again.
     """
+    if records is None:
+        records = published_records(conn, settings.storage_srid)
     wanted = None if served is None else set(served)
     return [
         layer_record(r, settings.public_url)
-        for r in _layer_records(conn)
+        for r in records
         if wanted is None or r.layer.slug in wanted
     ]
 
@@ -341,7 +315,10 @@ def _union(records: list[dict[str, Any]]) -> list[float]:
 
 
 def catalog_resource(
-    conn: Connection[Any], settings: Settings, served: Iterable[str] | None = None
+    conn: Connection[Any],
+    settings: Settings,
+    served: Iterable[str] | None = None,
+    records: list[LayerRecord] | None = None,
 ) -> dict[str, Any]:
     """The pygeoapi resource of the catalogue.
 
@@ -350,20 +327,20 @@ def catalog_resource(
     The collection's extent covers the public layers only (it is not filtered
     per client, unlike the records).
     """
-    records = catalog_records(conn, settings, served)
+    entries = catalog_records(conn, settings, served, records)
     return {
         "type": "collection",
         "title": dict(_CATALOG_TITLE),
         "description": dict(_CATALOG_DESCRIPTION),
         "keywords": {k: list(v) for k, v in _CATALOG_KEYWORDS.items()},
         "links": [],
-        "extents": {"spatial": {"bbox": _union(records), "crs": CRS84}},
+        "extents": {"spatial": {"bbox": _union(entries), "crs": CRS84}},
         "providers": [
             {
                 "type": "record",
                 "name": RECORD_PROVIDER,
                 # A mapping, as pygeoapi's configuration schema wants.
-                "data": {"records": records},
+                "data": {"records": entries},
                 "id_field": "id",
                 "title_field": "title",
                 "time_field": "updated",
@@ -377,6 +354,7 @@ def add_catalog(
     conn: Connection[Any],
     settings: Settings,
     served: Iterable[str],
+    records: list[LayerRecord] | None = None,
 ) -> None:
     """Add the catalogue of the layers ``served`` to ``resources`` as ``catalog``.
 
@@ -389,4 +367,4 @@ def add_catalog(
             CATALOG_ID,
         )
         return
-    resources[CATALOG_ID] = catalog_resource(conn, settings, served)
+    resources[CATALOG_ID] = catalog_resource(conn, settings, served, records)

@@ -18,7 +18,7 @@ from sdi.errors import SdiError
 from sdi.publish.catalog import add_catalog
 from sdi.publish.features_oas import add_feature_paths
 from sdi.publish.rasters import add_raster_paths, raster_resources
-from sdi.publish.resources import build_resources
+from sdi.publish.resources import build_resources, published_records
 from sdi.publish.vtiles import add_vector_tile_paths
 from sdi.settings import Settings
 
@@ -96,14 +96,17 @@ def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
     """
     config = load_base_config(settings)
     resources = config["resources"]
+    # The registry is read once for the layers, rasters and catalogue.
+    records = published_records(conn, settings.storage_srid)
     layers = build_resources(
-        conn, settings.storage_srid, settings.public_url
-    ) | raster_resources(conn, settings)
+        conn, settings.storage_srid, settings.public_url, records
+    ) | raster_resources(conn, settings, records)
     for slug, resource in layers.items():
         if slug in resources:
             LOGGER.warning("layer %s replaces the base resource of that name", slug)
         resources[slug] = resource
-    add_catalog(resources, conn, settings, layers)  # OGC API - Records: "catalog"
+    # OGC API - Records: "catalog"
+    add_catalog(resources, conn, settings, layers, records)
     return config
 
 

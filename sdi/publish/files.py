@@ -12,7 +12,7 @@ import yaml
 from psycopg import Connection
 
 from sdi.publish.rasters import raster_resources
-from sdi.publish.resources import build_resources
+from sdi.publish.resources import build_resources, published_records
 from sdi.settings import Settings
 
 __all__ = ["GENERATED_HEADER", "render_collection", "write_collections"]
@@ -76,9 +76,10 @@ def write_collections(conn: Connection[Any], settings: Settings) -> list[Path]:
     """
     directory = settings.collections_dir
     directory.mkdir(parents=True, exist_ok=True)
-    resources = build_resources(conn, settings.storage_srid) | raster_resources(
-        conn, settings
-    )
+    records = published_records(conn, settings.storage_srid)
+    resources = build_resources(
+        conn, settings.storage_srid, records=records
+    ) | raster_resources(conn, settings, records)
     paths = []
     for slug, resource in resources.items():
         path = directory / f"{slug}.yml"

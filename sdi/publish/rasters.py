@@ -25,8 +25,8 @@ from sdi.publish.resources import (
     _keywords,
     _links,
     attribution,
+    published_records,
 )
-from sdi.registry import get_version, list_agencies, list_layers, list_licences
 from sdi.settings import Settings
 
 __all__ = [
@@ -124,21 +124,24 @@ def raster_resource(
     }
 
 
-def raster_resources(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
+def raster_resources(
+    conn: Connection[Any],
+    settings: Settings,
+    records: list[LayerRecord] | None = None,
+) -> dict[str, Any]:
     """``{slug: resource}`` for every published raster layer, by slug.
 
     Restricted layers included (the API shows them to granted API keys only);
     a published version whose COG is missing is logged and left out.
+    ``records`` (:func:`published_records`) saves reading the registry again.
     """
-    agencies = {a.id: a for a in list_agencies(conn)}
-    licences = {lic.id: lic for lic in list_licences(conn)}
+    if records is None:
+        records = published_records(conn, settings.storage_srid)
     resources: dict[str, Any] = {}
-    for layer in list_layers(conn, published=True):
-        if layer.kind != "raster":
+    for record in records:
+        if record.layer.kind != "raster":
             continue
-        if layer.published_version is None:
-            continue
-        version = get_version(conn, layer.id, layer.published_version)
+        layer, version = record.layer, record.version
         raster = version.schema.get("raster")
         if not isinstance(raster, dict) or not raster.get("file"):
             LOGGER.error("raster layer %s v%d has no COG", layer.slug, version.number)
@@ -147,14 +150,6 @@ def raster_resources(conn: Connection[Any], settings: Settings) -> dict[str, Any
         if not path.is_file():
             LOGGER.error("raster layer %s: %s is missing", layer.slug, path)
             continue
-        record = LayerRecord(
-            layer=layer,
-            version=version,
-            agency=agencies[layer.agency_id],
-            licence=licences[layer.licence_id],
-            columns={},
-            srid=0,
-        )
         resources[layer.slug] = raster_resource(record, settings, raster)
     return resources
 

@@ -14,7 +14,6 @@ from sdi.registry import (
     Layer,
     Licence,
     Version,
-    get_version,
     list_agencies,
     list_layers,
     list_licences,
@@ -34,6 +33,8 @@ __all__ = [
     "collection_resource",
     "crs_uri",
     "field_schema",
+    "licence_link",
+    "published_records",
     "restricted_layers",
 ]
 
@@ -179,18 +180,21 @@ def _descriptions(record: LayerRecord) -> dict[str, str]:
 TILESETS_VECTOR_REL = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 
 
+def licence_link(licence: Licence) -> dict[str, str]:
+    """The ``rel="license"`` link of a licence with a URL (bilingual title)."""
+    return {
+        "type": "text/html",
+        "rel": "license",
+        "title": " / ".join(t for t in (licence.name_en, licence.name_zh) if t),
+        "href": licence.url or "",
+    }
+
+
 def _links(record: LayerRecord, base_url: str = "") -> list[dict[str, str]]:
     licence, agency, layer = record.licence, record.agency, record.layer
     links: list[dict[str, str]] = []
     if licence.url:
-        links.append(
-            {
-                "type": "text/html",
-                "rel": "license",
-                "title": " / ".join(t for t in (licence.name_en, licence.name_zh) if t),
-                "href": licence.url,
-            }
-        )
+        links.append(licence_link(licence))
     email = layer.contact if _EMAIL.match(layer.contact or "") else agency.contact_email
     if email:
         links.append(
@@ -287,29 +291,42 @@ def collection_resource(record: LayerRecord, base_url: str = "") -> dict[str, An
     }
 
 
-def _records(conn: Connection[Any], default_srid: int) -> list[LayerRecord]:
+def published_records(conn: Connection[Any], default_srid: int) -> list[LayerRecord]:
+    """Every published layer, vector and raster, read from the registry once.
+
+    Each with its agency, licence and versions 1..published; vector layers
+    also with their table's columns and SRID (one without a table, or a layer
+    whose published version is missing, is logged and left out). Restricted
+    layers are included: the API shows them only to API keys granted for them
+    (sdi.api.access).
+    """
     agencies = {a.id: a for a in list_agencies(conn)}
     licences = {lic.id: lic for lic in list_licences(conn)}
     records = []
     for layer in list_layers(conn, published=True):
-        # Restricted layers are in the configuration too; the API shows them
-        # only to API keys granted for them (sdi.api.access).
-        if layer.kind != "vector" or layer.published_version is None:
-            continue
-        columns = table_columns(conn, layer.slug)
-        if columns is None:
-            LOGGER.error("layer %s is published but has no table", layer.slug)
-            continue
         published = layer.published_version
+        if published is None:
+            continue
         versions = tuple(
             v for v in list_versions(conn, layer.id) if v.number <= published
         )
         version = next((v for v in versions if v.number == published), None)
         if version is None:
-            version = get_version(conn, layer.id, published)
-        srid = table_srid(conn, layer.slug) or int(
-            version.schema.get("srid") or default_srid
-        )
+            LOGGER.error(
+                "layer %s: published version %d is missing", layer.slug, published
+            )
+            continue
+        columns: dict[str, str] = {}
+        srid = 0
+        if layer.kind == "vector":
+            found = table_columns(conn, layer.slug)
+            if found is None:
+                LOGGER.error("layer %s is published but has no table", layer.slug)
+                continue
+            columns = found
+            srid = table_srid(conn, layer.slug) or int(
+                version.schema.get("srid") or default_srid
+            )
         records.append(
             LayerRecord(
                 layer=layer,
@@ -334,13 +351,20 @@ def restricted_layers(conn: Connection[Any]) -> dict[str, int]:
 
 
 def build_resources(
-    conn: Connection[Any], default_srid: int, base_url: str = ""
+    conn: Connection[Any],
+    default_srid: int,
+    base_url: str = "",
+    records: list[LayerRecord] | None = None,
 ) -> dict[str, Any]:
     """``{slug: resource}`` for every published vector layer, by slug.
 
     Restricted layers included: :func:`restricted_layers` names them.
+    ``records`` (:func:`published_records`) saves reading the registry again.
     """
+    if records is None:
+        records = published_records(conn, default_srid)
     return {
         r.layer.slug: collection_resource(r, base_url)
-        for r in _records(conn, default_srid)
+        for r in records
+        if r.layer.kind == "vector"
     }
