@@ -33,6 +33,7 @@ import psycopg
 from pygeoapi.api import API
 
 from sdi.errors import SdiError
+from sdi.providers.pool import get_pool
 from sdi.publish import build_config, build_openapi, restricted_layers
 from sdi.registry import current_generation
 from sdi.registry.apikeys import verify
@@ -134,9 +135,9 @@ class LiveApi:
             cached = self._keys.get(digest)
         if cached is None or cached[0] <= now:
             layer_ids: frozenset[int] | None = None
-            with psycopg.connect(
-                self._url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_S
-            ) as conn:
+            # The providers' pool: a key check is one short query, not a
+            # new connection.
+            with get_pool(self._url).connection(timeout=_CONNECT_TIMEOUT_S) as conn:
                 found = verify(conn, key)
             if found is not None:
                 layer_ids = frozenset(found[1])
