@@ -42,10 +42,8 @@ import hashlib
 import json
 import logging
 import math
-import threading
 import urllib.parse
-import weakref
-from collections import ChainMap, OrderedDict
+from collections import ChainMap
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager
 from http import HTTPStatus
@@ -65,6 +63,7 @@ from pygeoapi.formats import F_HTML, F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.util import render_j2_template, str2bool
 
 from sdi.api.layers import VectorLayer, vector_layer
+from sdi.api.memo import BoundedCache
 from sdi.api.runtime import Content
 from sdi.errors import BadInputError
 from sdi.providers.cql2 import filter_sql, parse_filter
@@ -393,8 +392,7 @@ def _fetch(table: str, statement: Statement, params: Params) -> list[Any]:
 _CHECKPOINT_STEP = 1000
 #: Shallower offsets are read with OFFSET directly (a few thousand rows).
 _CHECKPOINT_FROM = 5000
-_CHECKPOINTS: OrderedDict[tuple[str, int], list[int]] = OrderedDict()
-_CHECKPOINTS_MAX = 64
+_CHECKPOINTS: BoundedCache[tuple[str, int], list[int]] = BoundedCache(64)
 
 
 def _checkpoints(table: LayerTable) -> list[int]:
@@ -404,17 +402,12 @@ def _checkpoints(table: LayerTable) -> list[int]:
     any deep offset into a range scan of at most ``_CHECKPOINT_STEP`` rows.
     """
     key = (table.table, table.version)
-    with _COUNTS_LOCK:
-        found = _CHECKPOINTS.get(key)
-        if found is not None:
-            _CHECKPOINTS.move_to_end(key)
-            return found
+    found = _CHECKPOINTS.get(key)
+    if found is not None:
+        return found
     statement, params = checkpoints_sql(table, _CHECKPOINT_STEP)
     ids = [int(row[0]) for row in _fetch(table.table, statement, params)]
-    with _COUNTS_LOCK:
-        _CHECKPOINTS[key] = ids
-        while len(_CHECKPOINTS) > _CHECKPOINTS_MAX:
-            _CHECKPOINTS.popitem(last=False)
+    _CHECKPOINTS.put(key, ids)
     return ids
 
 
@@ -434,24 +427,8 @@ def _deep_position(table: LayerTable, offset: int) -> int | None:
 
 # -- counts -----------------------------------------------------------------
 
-_COUNTS: OrderedDict[tuple[Any, ...], int | None] = OrderedDict()
-_COUNTS_LOCK = threading.Lock()
-
-
-def _cached_count(key: tuple[Any, ...]) -> tuple[bool, int | None]:
-    with _COUNTS_LOCK:
-        if key in _COUNTS:
-            _COUNTS.move_to_end(key)
-            return True, _COUNTS[key]
-    return False, None
-
-
-def _remember_count(key: tuple[Any, ...], value: int | None) -> None:
-    with _COUNTS_LOCK:
-        _COUNTS[key] = value
-        _COUNTS.move_to_end(key)
-        while len(_COUNTS) > _COUNTS_MAX:
-            _COUNTS.popitem(last=False)
+#: (count key) -> matching features; None: more than the cap.
+_COUNTS: BoundedCache[tuple[Any, ...], int | None] = BoundedCache(_COUNTS_MAX)
 
 
 def _count(
@@ -462,14 +439,14 @@ def _count(
     cap: int | None,
 ) -> int | None:
     """Matching features (None: more than ``cap``), cached per version and filter."""
-    found, value = _cached_count(key)
+    found, value = _COUNTS.lookup(key)
     if found and (value is not None or cap is not None):
         return value
     statement, params = count_sql(table, query, cap=cap)
     row = conn.execute(statement, params).fetchone()
     total = int(row[0]) if row else 0
     result = None if cap is not None and total > cap else total
-    _remember_count(key, result)
+    _COUNTS.put(key, result)
     return result
 
 
@@ -478,23 +455,7 @@ def _count(
 #: (count key, offset) -> the row id the page at that offset starts after, in
 #: the default order. Versions never change, so a position seen once holds:
 #: deep offsets (and clients that page by offset) become index range scans.
-_POSITIONS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-
-
-def _offset_position(key: tuple[Any, ...], offset: int) -> int | None:
-    with _COUNTS_LOCK:
-        found = _POSITIONS.get((key, offset))
-        if found is not None:
-            _POSITIONS.move_to_end((key, offset))
-    return found
-
-
-def _remember_position(key: tuple[Any, ...], offset: int, after: int) -> None:
-    with _COUNTS_LOCK:
-        _POSITIONS[(key, offset)] = after
-        _POSITIONS.move_to_end((key, offset))
-        while len(_POSITIONS) > _COUNTS_MAX:
-            _POSITIONS.popitem(last=False)
+_POSITIONS: BoundedCache[tuple[Any, ...], int] = BoundedCache(_COUNTS_MAX)
 
 
 # -- the body of a page -----------------------------------------------------
@@ -968,7 +929,7 @@ def _items(
     keyset = not query.sortby and query.after is None
     if keyset and query.offset > 0:
         # A page seen before, by offset: start from its first row's id.
-        query.after = _offset_position(count_key, query.offset)
+        query.after = _POSITIONS.get((count_key, query.offset))
         if (
             query.after is None
             and not query.filtered
@@ -976,7 +937,7 @@ def _items(
         ):
             query.after = _deep_position(table, query.offset)
             if query.after is not None:
-                _remember_position(count_key, query.offset, query.after)
+                _POSITIONS.put((count_key, query.offset), query.after)
     try:
         statement, params = features_sql(table, query, extra=1)
     except BadInputError as exc:
@@ -985,14 +946,14 @@ def _items(
         raise _RequestError(str(exc)) from exc
     page = _Page(layer.table, statement, params, query.limit + 1)
     if keyset and query.after is None and query.offset > 0 and page.first:
-        _remember_position(count_key, query.offset, int(page.first[0][0]) - 1)
+        _POSITIONS.put((count_key, query.offset), int(page.first[0][0]) - 1)
 
     def tail(
         conn: psycopg.Connection[Any] | None, returned: int, next_after: int | None
     ) -> bytes:
         more = next_after is not None
         if keyset and next_after is not None:
-            _remember_position(count_key, query.offset + returned, next_after)
+            _POSITIONS.put((count_key, query.offset + returned), next_after)
         matched = known
         if matched is None:
             if not more and (returned > 0 or query.offset == 0):
@@ -1173,9 +1134,8 @@ def _missing(layer: VectorLayer, table: LayerTable, fid: int, explicit: bool) ->
 
 #: Stands for the feature id in cached link lists (ids are ASCII digits).
 _ID_MARK = "@@sdi-id@@"
-_ITEM_LINKS: weakref.WeakKeyDictionary[API, dict[tuple[Any, ...], bytes]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Serialised feature links by everything they depend on but the id.
+_ITEM_LINKS: BoundedCache[tuple[Any, ...], bytes] = BoundedCache(1024)
 
 
 def _item_links_json(
@@ -1187,22 +1147,18 @@ def _item_links_json(
     version: int,
     explicit: bool,
 ) -> bytes:
-    """:func:`_item_links` as JSON, built once per API, layer version and language.
+    """:func:`_item_links` as JSON, built once per layer version and language.
 
     The feature-by-id route is hot; only the id differs between its links.
     """
-    key = (dataset, layer.revision, version, explicit, str(request.locale),
-           request.format)  # fmt: skip
-    per_api = _ITEM_LINKS.get(api)
-    cached = per_api.get(key) if per_api is not None else None
+    # The revision covers the title and licence links; the base URL the rest.
+    key = (api.base_url, dataset, layer.revision, version, explicit,
+           str(request.locale), request.format)  # fmt: skip
+    cached = _ITEM_LINKS.get(key)
     if cached is None:
         links = _item_links(api, layer, request, dataset, _ID_MARK, version, explicit)
         cached = _dumps(links)
-        with _COUNTS_LOCK:
-            per_api = _ITEM_LINKS.setdefault(api, {})
-            if len(per_api) > 1024:
-                per_api.clear()
-            per_api[key] = cached
+        _ITEM_LINKS.put(key, cached)
     return cached.replace(_ID_MARK.encode(), identifier.encode())
 
 
@@ -1411,7 +1367,7 @@ def _changes(api: API, request: APIRequest, dataset: str, layer: VectorLayer) ->
     return headers, HTTPStatus.OK, body
 
 
-_SUMMARIES: OrderedDict[tuple[Any, ...], dict[str, int]] = OrderedDict()
+_SUMMARIES: BoundedCache[tuple[Any, ...], dict[str, int]] = BoundedCache(_COUNTS_MAX)
 
 
 def _change_summary(
@@ -1422,16 +1378,12 @@ def _change_summary(
         return {"added": 0, "changed": 0, "removed": 0}
     newest = layer.versions[max(old.version, new.version)].created
     key = (layer.table, old.version, new.version, newest)
-    with _COUNTS_LOCK:
-        summary = _SUMMARIES.get(key)
+    summary = _SUMMARIES.get(key)
     if summary is None:
         statement, params = changes_count_sql(old, new)
         row = _fetch(layer.table, statement, params)[0]
         summary = {"added": int(row[0]), "changed": int(row[1]), "removed": int(row[2])}
-        with _COUNTS_LOCK:
-            _SUMMARIES[key] = summary
-            while len(_SUMMARIES) > _COUNTS_MAX:
-                _SUMMARIES.popitem(last=False)
+        _SUMMARIES.put(key, summary)
     return dict(summary)
 
 
