@@ -99,11 +99,12 @@ class RenderLimiter:
         with self._cond:
             if self._free > 0:
                 self._free -= 1
+                self._cond.notify_all()
                 return
             if self._waiting >= self.queue:
                 raise self._busy("the queue is full")
             self._waiting += 1
-            self._cond.notify_all()  # wakes wait_for_waiting
+            self._cond.notify_all()  # wakes wait_for
             try:
                 deadline = time.monotonic() + self.wait_s
                 while self._free == 0:
@@ -116,6 +117,7 @@ class RenderLimiter:
                 self._free -= 1
             finally:
                 self._waiting -= 1
+                self._cond.notify_all()
 
     def release(self) -> None:
         """Give a slot back."""
@@ -134,10 +136,23 @@ class RenderLimiter:
         finally:
             self.release()
 
-    def wait_for_waiting(self, count: int, timeout: float) -> bool:
-        """Block until ``count`` requests wait for a slot (tests); False on timeout."""
+    def wait_for(
+        self,
+        *,
+        waiting: int | None = None,
+        running: int | None = None,
+        timeout: float = 30.0,
+    ) -> bool:
+        """Block until exactly ``waiting`` requests wait and/or ``running``
+        slots are taken (for tests: a signal, not a sleep); False on timeout."""
+
+        def reached() -> bool:
+            return (waiting is None or self._waiting == waiting) and (
+                running is None or self.slots - self._free == running
+            )
+
         with self._cond:
-            return self._cond.wait_for(lambda: self._waiting >= count, timeout)
+            return self._cond.wait_for(reached, timeout)
 
 
 def install(app: Flask, settings: Settings) -> RenderLimiter:
