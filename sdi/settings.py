@@ -6,6 +6,7 @@ in the package reads the environment at import time.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Mapping
@@ -41,9 +42,22 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_LIMIT_MAX": "Largest page size of item requests (default 10000).",
     "SDI_RASTER_DIR": "Where raster layers are kept as Cloud Optimized GeoTIFFs, "
     "one file per version (default: SDI_VAR_DIR/rasters).",
-    "SDI_MAX_COVERAGE_CELLS": "Most cells (width x height x bands) one coverage "
-    "request may return; larger requests are refused with a 400 "
+    "SDI_MAX_COVERAGE_CELLS": "Most cells (width x height x bands) one GeoTIFF or "
+    "PNG coverage request may return; larger requests are refused with a 400 "
     "(default 16777216, i.e. 4096 x 4096 x 1).",
+    "SDI_MAX_COVERAGE_JSON_CELLS": "Most cells one CoverageJSON (f=json) coverage "
+    "request may return: a value costs about 16 times the time and 4.6 times the "
+    "bytes of a GeoTIFF's (default 1048576, i.e. 1024 x 1024 x 1).",
+    "SDI_MAX_COVERAGE_UPSAMPLE": "Most cells a coverage request may ask for per "
+    "source cell along each axis (scale-size, scale-factor, scale-axes); more is "
+    "refused with a 400 (default 2; 1 allows no up-sampling).",
+    "SDI_MAX_RENDERS": "Coverage and map-tile renders run at once per worker "
+    "process; half as many more (at least one) may wait (default 2).",
+    "SDI_RENDER_WAIT_S": "Seconds a coverage or map-tile request waits for a "
+    "render slot before a 503 with Retry-After (default 2).",
+    "SDI_MAX_RASTER_CELLS": "Largest raster accepted for ingestion, in cells x "
+    "bands, checked before any conversion (default 1000000000, e.g. a 31,623 x "
+    "31,623 DEM, or 18,257 x 18,257 x 3 of imagery).",
     "SDI_BASEMAP_URL": "Tile URL template ({z}/{x}/{y}) of the basemap under the "
     "maps of the HTML pages, fetched by the browser. Unset (default): no basemap, "
     "features are drawn on a plain background with a scale.",
@@ -77,6 +91,11 @@ class Settings:
     limit_max: int = 10_000
     raster_root: Path | None = None
     max_coverage_cells: int = 4096 * 4096
+    max_coverage_json_cells: int = 1024 * 1024
+    max_coverage_upsample: float = 2.0
+    max_renders: int = 2
+    render_wait_s: float = 2.0
+    max_raster_cells: int = 1_000_000_000
     basemap_url: str = ""
     basemap_attribution: str = ""
 
@@ -115,6 +134,24 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {raw!r}")
+    return value
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ValueError(f"{name} must be above 0, not {value:g}")
+
+
 def _access_log(value: str) -> str:
     value = value.strip()
     return "" if value.lower() in ("", "off", "none") else value
@@ -125,7 +162,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     defaults = Settings()
     var_dir = Path(env.get("SDI_VAR_DIR") or "var").resolve()
-    return Settings(
+    settings = Settings(
         database_url=env.get("SDI_DATABASE_URL") or None,
         var_dir=var_dir,
         pg_port=_int(env, "SDI_PG_PORT", defaults.pg_port),
@@ -152,6 +189,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_coverage_cells=_int(
             env, "SDI_MAX_COVERAGE_CELLS", defaults.max_coverage_cells
         ),
+        max_coverage_json_cells=_int(
+            env, "SDI_MAX_COVERAGE_JSON_CELLS", defaults.max_coverage_json_cells
+        ),
+        max_coverage_upsample=_float(
+            env, "SDI_MAX_COVERAGE_UPSAMPLE", defaults.max_coverage_upsample
+        ),
+        max_renders=_int(env, "SDI_MAX_RENDERS", defaults.max_renders),
+        render_wait_s=_float(env, "SDI_RENDER_WAIT_S", defaults.render_wait_s),
+        max_raster_cells=_int(env, "SDI_MAX_RASTER_CELLS", defaults.max_raster_cells),
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
     )
+    for name, value in (
+        ("SDI_MAX_COVERAGE_JSON_CELLS", settings.max_coverage_json_cells),
+        ("SDI_MAX_RENDERS", settings.max_renders),
+        ("SDI_MAX_RASTER_CELLS", settings.max_raster_cells),
+    ):
+        _positive(name, value)
+    if settings.max_coverage_upsample < 1:
+        raise ValueError("SDI_MAX_COVERAGE_UPSAMPLE must be 1 (none) or more")
+    if settings.render_wait_s < 0:
+        raise ValueError("SDI_RENDER_WAIT_S must be 0 or more")
+    return settings

@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from sdi.api import collections as collections_
 from sdi.api import conformance as conformance_
-from sdi.api import features, l10n_scope, rasters, vtiles
+from sdi.api import features, l10n_scope, rasters, render_limit, vtiles
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -298,6 +298,7 @@ def create_app(
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
+    render_limit.install(app, settings)
     _register_vendor(app)
     _register_routes(app)
     _register_raster_routes(app)

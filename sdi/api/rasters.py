@@ -23,6 +23,7 @@ import hashlib
 import logging
 import os
 import urllib.parse
+from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -36,11 +37,13 @@ from pygeoapi.provider import get_provider_by_type
 from pygeoapi.provider.base import ProviderGenericError, ProviderTypeError
 from pygeoapi.util import render_j2_template, to_json
 
+from sdi.api.render_limit import RenderBusyError, SlotHolder, render_limiter
 from sdi.providers.coverage import (
     GEOTIFF_MEDIA_TYPE,
     CogCoverageProvider,
     coverage_format,
 )
+from sdi.providers.coverage_json import MEDIA_TYPE as COVERAGEJSON_MEDIA_TYPE
 from sdi.providers.raster import RasterInfo
 from sdi.providers.raster_tiles import (
     EPSG_3857_URI,
@@ -65,7 +68,7 @@ __all__ = [
 
 LOGGER = logging.getLogger(__name__)
 
-Result = tuple[dict[str, Any], int, str | bytes]
+Result = tuple[dict[str, Any], int, str | bytes | Iterator[bytes]]
 
 #: How long clients and proxies may reuse a tile without asking again. Short,
 #: because publishing a new version changes the tiles behind the same URL;
@@ -100,6 +103,15 @@ def _error(
     fmt = F_HTML if request.format == F_HTML else F_JSON
     headers["Content-Type"] = FORMAT_TYPES[fmt]
     return api.get_exception(status, headers, fmt, code, message)  # type: ignore[no-any-return]
+
+
+def _busy(api: API, request: APIRequest, err: RenderBusyError) -> Result:
+    """503 with Retry-After: every render slot of this worker is taken."""
+    headers, status, content = _error(
+        api, request, HTTPStatus.SERVICE_UNAVAILABLE, "ServiceUnavailable", err.message
+    )
+    headers["Retry-After"] = str(err.retry_after)
+    return headers, status, content
 
 
 def _not_found(api: API, request: APIRequest, dataset: str, what: str) -> Result:
@@ -162,6 +174,8 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
             f"Unknown coverage format f={request.params.get('f')!r}; use GTiff, "
             "png, json (CoverageJSON) or html.",
         )
+    slot = SlotHolder(render_limiter())
+    data: bytes | Iterator[bytes] = b""
     try:
         provider = _load(definition)
         if fmt == F_HTML:
@@ -180,13 +194,19 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
             scale_size=params.get("scale-size"),
             scale_factor=params.get("scale-factor"),
             scale_axes=params.get("scale-axes"),
+            before_read=slot,
         )
+    except RenderBusyError as err:
+        return _busy(api, request, err)
     except ProviderGenericError as err:
         return _provider_error(api, request, err)
     except ValueError as err:
         return _error(
             api, request, HTTPStatus.BAD_REQUEST, "InvalidParameterValue", str(err)
         )
+    finally:
+        if isinstance(data, bytes):  # a streamed body keeps its slot
+            slot.release()
     headers = request.get_response_headers(**api.api_headers)
     if fmt == "GTiff":
         headers["Content-Type"] = GEOTIFF_MEDIA_TYPE
@@ -197,8 +217,10 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
         headers["Content-Type"] = FORMAT_TYPES[F_PNG]
         assert isinstance(data, bytes)
         return headers, HTTPStatus.OK, data
-    headers["Content-Type"] = "application/prs.coverage+json"
-    return headers, HTTPStatus.OK, to_json(data, api.pretty_print)
+    # CoverageJSON is streamed; the render slot is held until the body is sent.
+    assert not isinstance(data, bytes)
+    headers["Content-Type"] = COVERAGEJSON_MEDIA_TYPE
+    return headers, HTTPStatus.OK, slot.body(data)
 
 
 def _bbox(text: str) -> list[float]:
@@ -444,12 +466,17 @@ def get_map_tile(
     if etag in (request.headers.get("If-None-Match") or ""):
         headers.pop("Content-Type", None)
         return headers, HTTPStatus.NOT_MODIFIED, b""
+    slot = SlotHolder(render_limiter())
     try:
-        png = render_tile(info, z, y, x)
+        png = render_tile(info, z, y, x, before_read=slot)
+    except RenderBusyError as err:
+        return _busy(api, request, err)
     except ValueError as err:
         return _error(api, request, HTTPStatus.NOT_FOUND, "NotFound", str(err))
     except ProviderGenericError as err:
         return _provider_error(api, request, err)
+    finally:
+        slot.release()
     if png is None:
         headers.pop("Content-Type", None)
         return headers, HTTPStatus.NO_CONTENT, b""

@@ -203,7 +203,24 @@ def _crs_uri(crs: CRS) -> str | None:
     return f"http://www.opengis.net/def/crs/EPSG/0/{code}" if code else None
 
 
-def _check(src: DatasetReader, shown: str, crs: str | None) -> _Checked:
+def _check_size(src: DatasetReader, shown: str, limit: int) -> None:
+    """Refuse a grid of more than ``limit`` cells x bands, from its header alone.
+
+    A GeoTIFF declares its size in a few bytes: a sparse 77 KB file can claim
+    50,000 x 50,000 float32 cells, and converting it takes minutes and
+    gigabytes. This runs before anything is converted or written.
+    """
+    total = src.width * src.height * src.count
+    if total > limit:
+        raise TooLargeError(
+            f"{shown} is {src.width:,} x {src.height:,} cells x {src.count} band(s) "
+            f"= {total:,} values, more than this server's limit of {limit:,} "
+            "(SDI_MAX_RASTER_CELLS). Split it into smaller GeoTIFFs (e.g. "
+            "gdal_translate -srcwin), or ask the operator to raise the limit."
+        )
+
+
+def _check(src: DatasetReader, shown: str, crs: str | None, max_cells: int) -> _Checked:
     """Refuse what sdi cannot serve, with a message saying what to do."""
     if src.driver != "GTiff":
         raise UnsupportedFormatError(
@@ -212,6 +229,7 @@ def _check(src: DatasetReader, shown: str, crs: str | None) -> _Checked:
         )
     if src.count < 1 or src.width < 1 or src.height < 1:
         raise IngestError(f"{shown} holds no cells.")
+    _check_size(src, shown, max_cells)
     bad = sorted({d for d in src.dtypes if d not in _DTYPES})
     if bad:
         raise IngestError(
@@ -414,7 +432,7 @@ def ingest_raster(
             source, member = _locate(path, work_dir, settings)
             shown_source = f"{shown}:{member}" if member else shown
             with _open(source, shown_source) as src:
-                checked = _check(src, shown_source, crs)
+                checked = _check(src, shown_source, crs, settings.max_raster_cells)
             if checked.override:
                 source = _with_crs(source, work_dir, checked.crs)
             layer_dir.mkdir(parents=True, exist_ok=True)

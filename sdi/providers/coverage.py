@@ -11,7 +11,9 @@ Configured by ``sdi.publish`` (never by hand)::
         options:
           layer: landsd_dem
           version: 3
-          max_cells: 16777216      # SDI_MAX_COVERAGE_CELLS
+          max_cells: 16777216      # SDI_MAX_COVERAGE_CELLS (GeoTIFF, PNG)
+          max_json_cells: 1048576  # SDI_MAX_COVERAGE_JSON_CELLS
+          max_upsample: 2.0        # SDI_MAX_COVERAGE_UPSAMPLE
           raster: {...}            # the version's schema.raster: grid, bands, stats
 
 Construction reads only this definition (pygeoapi builds a provider per
@@ -20,8 +22,12 @@ requests: ``bbox`` (+ ``bbox-crs``), ``subset`` on the native CRS's axes,
 ``properties`` (bands, by name or 1-based number), ``scale-size``,
 ``scale-factor`` and ``scale-axes``; as GeoTIFF, PNG or CoverageJSON. It reads
 only the window asked for, at the coarsest overview that still has enough
-cells when scaling down, and refuses (400) a response of more than
-``max_cells`` cells (width x height x bands) before reading anything.
+cells when scaling down. Before reading anything it refuses (400) more than
+``max_upsample`` times the source's cells per axis (up-sampling adds cells,
+not information) and a response of more values (width x height x bands) than
+the format's cap: ``max_cells`` for GeoTIFF and PNG, ``max_json_cells`` for
+CoverageJSON, which costs several times more per value and is written in
+chunks (:mod:`sdi.providers.coverage_json`).
 
 Without scaling, the cells returned are exactly the stored cells: a window
 of the grid, never resampled. Scaling resamples with nearest neighbour, so
@@ -33,10 +39,9 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 from affine import Affine
 from pygeoapi.provider.base import (
@@ -51,6 +56,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
+from sdi.providers.coverage_json import coveragejson_chunks
 from sdi.providers.crs import CRS84, northing_first
 from sdi.providers.raster import (
     GDAL_ERRORS,
@@ -62,6 +68,9 @@ from sdi.providers.raster import (
 from sdi.providers.raster_render import default_style, render_png, valid_mask
 
 __all__ = [
+    "DEFAULT_MAX_CELLS",
+    "DEFAULT_MAX_JSON_CELLS",
+    "DEFAULT_MAX_UPSAMPLE",
     "GEOTIFF_MEDIA_TYPE",
     "CogCoverageProvider",
     "coverage_format",
@@ -70,6 +79,12 @@ __all__ = [
 LOGGER = logging.getLogger(__name__)
 
 GEOTIFF_MEDIA_TYPE = "image/tiff; application=geotiff"
+#: Defaults of the caps when the provider definition carries none (the
+#: settings' defaults: SDI_MAX_COVERAGE_CELLS, SDI_MAX_COVERAGE_JSON_CELLS and
+#: SDI_MAX_COVERAGE_UPSAMPLE).
+DEFAULT_MAX_CELLS = 4096 * 4096
+DEFAULT_MAX_JSON_CELLS = 1024 * 1024
+DEFAULT_MAX_UPSAMPLE = 2.0
 #: ``f`` values (lower case) and the format each names.
 _FORMATS = {
     "gtiff": "GTiff",
@@ -137,7 +152,11 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
         self.info = RasterInfo.from_config(self.data, options.get("raster"))
         self.layer = str(options.get("layer") or "coverage")
         self.version = int(options.get("version") or 0)
-        self.max_cells = int(options.get("max_cells") or 4096 * 4096)
+        self.max_cells = int(options.get("max_cells") or DEFAULT_MAX_CELLS)
+        self.max_json_cells = int(
+            options.get("max_json_cells") or DEFAULT_MAX_JSON_CELLS
+        )
+        self.max_upsample = float(options.get("max_upsample") or DEFAULT_MAX_UPSAMPLE)
         format_def = provider_def.get("format") or {}
         self.native_format = str(format_def.get("name") or "GTiff")
         axes = self.info.axes
@@ -272,9 +291,17 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
         scale_size: str | None = None,
         scale_factor: str | None = None,
         scale_axes: str | None = None,
+        before_read: Callable[[], None] | None = None,
         **kwargs: Any,
-    ) -> dict[str, Any] | bytes:
-        """A coverage subset: GeoTIFF or PNG bytes, or a CoverageJSON dict."""
+    ) -> bytes | Iterator[bytes]:
+        """A coverage subset: GeoTIFF or PNG bytes, or CoverageJSON in chunks.
+
+        The caps are checked before anything is read: at most ``max_upsample``
+        times the source's cells per axis, at most ``max_cells`` values
+        (GeoTIFF, PNG) or ``max_json_cells`` (CoverageJSON). ``before_read``
+        is called once they pass, just before reading (the API takes a render
+        slot there).
+        """
         fmt = coverage_format(format_)
         if fmt is None:
             raise _invalid(
@@ -293,15 +320,10 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
                 f"{bottom:g} to {top:g} ({self.info.crs_uri})."
             )
         width, height = self._output_size(window, scale_size, scale_factor, scale_axes)
-        cells = width * height * len(bands)
-        if cells > self.max_cells:
-            raise _invalid(
-                f"The response would hold {width} x {height} cells x {len(bands)} "
-                f"band(s) = {cells:,} values, more than this server's limit of "
-                f"{self.max_cells:,} (SDI_MAX_COVERAGE_CELLS). Ask for a smaller "
-                "bbox or subset, fewer properties, or scale it down with "
-                "scale-size or scale-factor."
-            )
+        self._check_upsampling(window, width, height)
+        self._check_cells(fmt, width, height, len(bands))
+        if before_read is not None:
+            before_read()
         data = self._read(window, bands, width, height)
         transform = self._window_transform(window, width, height)
         selected = [self.info.band(i) for i in bands]
@@ -312,7 +334,49 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
             if style.mode == "ramp":
                 data, selected = data[:1], selected[:1]
             return render_png(data, valid_mask(data, selected), style)
-        return self._coveragejson(data, selected, transform)
+        return coveragejson_chunks(self.info, data, selected, transform)
+
+    def _check_upsampling(self, window: Window, width: int, height: int) -> None:
+        """Refuse more cells per axis than ``max_upsample`` times the source's.
+
+        Up-sampling adds no information, only cells to compute and send.
+        """
+        for label, size, source in (
+            (self.axes[0], width, int(window.width)),
+            (self.axes[1], height, int(window.height)),
+        ):
+            most = max(1, math.floor(source * self.max_upsample))
+            if size > most:
+                raise _invalid(
+                    f"The request asks for {size:,} cells along {label}, where the "
+                    f"requested area holds {source:,} source cells; this server "
+                    f"up-samples at most {self.max_upsample:g}x per axis "
+                    f"(SDI_MAX_COVERAGE_UPSAMPLE), i.e. {most:,} cells. Ask for "
+                    "fewer cells with scale-size, or a scale-factor of at least "
+                    f"{1 / self.max_upsample:g}."
+                )
+
+    def _check_cells(self, fmt: str, width: int, height: int, bands: int) -> None:
+        """Refuse a response of more values than ``fmt``'s cap, before reading."""
+        cells = width * height * bands
+        if fmt == "json":
+            limit, setting, name = (
+                self.max_json_cells,
+                "SDI_MAX_COVERAGE_JSON_CELLS",
+                "CoverageJSON",
+            )
+        else:
+            limit, setting = self.max_cells, "SDI_MAX_COVERAGE_CELLS"
+            name = "GeoTIFF" if fmt == "GTiff" else "PNG"
+        if cells > limit:
+            raise _invalid(
+                f"The response would hold {width} x {height} cells x {bands} "
+                f"band(s) = {cells:,} values, more than this server's limit of "
+                f"{limit:,} for {name} ({setting}). Ask for a smaller bbox or "
+                "subset, fewer properties, or scale it down with scale-size or "
+                "scale-factor"
+                + (", or ask for f=GTiff, which allows more." if fmt == "json" else ".")
+            )
 
     def _bands(self, properties: Sequence[str]) -> list[int]:
         if not properties:
@@ -519,71 +583,3 @@ class CogCoverageProvider(BaseProvider):  # type: ignore[misc]
                     if band.unit:
                         out.set_band_unit(i, band.unit)
             return bytes(memfile.read())
-
-    def _coveragejson(
-        self, data: npt.NDArray[Any], bands: list[BandInfo], transform: Affine
-    ) -> dict[str, Any]:
-        height, width = data.shape[1:]
-        axes = self.info.axes
-        x0 = transform.c + transform.a / 2
-        y0 = transform.f + transform.e / 2
-        parameters: dict[str, Any] = {}
-        ranges: dict[str, Any] = {}
-        for i, band in enumerate(bands):
-            parameter: dict[str, Any] = {
-                "type": "Parameter",
-                "description": {"en": band.description or band.name},
-                "observedProperty": {"label": {"en": band.description or band.name}},
-            }
-            if band.unit:
-                parameter["unit"] = {"symbol": band.unit}
-            parameters[band.name] = parameter
-            values = data[i]
-            valid = valid_mask(data[i : i + 1], [band])
-            flat: list[Any] = np.where(valid, values, np.nan).ravel().tolist()
-            if band.is_integer:
-                flat = [None if v != v else int(v) for v in flat]
-            else:
-                flat = [None if v != v else v for v in flat]
-            ranges[band.name] = {
-                "type": "NdArray",
-                "dataType": "integer" if band.is_integer else "float",
-                "axisNames": ["y", "x"],
-                "shape": [height, width],
-                "values": flat,
-            }
-        return {
-            "type": "Coverage",
-            "domain": {
-                "type": "Domain",
-                "domainType": "Grid",
-                "axes": {
-                    "x": {
-                        "start": x0,
-                        "stop": x0 + transform.a * (width - 1),
-                        "num": width,
-                    },
-                    "y": {
-                        "start": y0,
-                        "stop": y0 + transform.e * (height - 1),
-                        "num": height,
-                    },
-                },
-                "referencing": [
-                    {
-                        # In the CRS's axis order (EPSG:2326 is N, E).
-                        "coordinates": ["x", "y"]
-                        if axes.order[0] == axes.x_label
-                        else ["y", "x"],
-                        "system": {
-                            "type": "GeographicCRS"
-                            if axes.geographic
-                            else "ProjectedCRS",
-                            "id": self.info.crs_uri,
-                        },
-                    }
-                ],
-            },
-            "parameters": parameters,
-            "ranges": ranges,
-        }

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,10 +151,18 @@ def _resampling(info: RasterInfo) -> Resampling:
     return Resampling.bilinear
 
 
-def render_tile(info: RasterInfo, z: int, y: int, x: int) -> bytes | None:
+def render_tile(
+    info: RasterInfo,
+    z: int,
+    y: int,
+    x: int,
+    before_read: Callable[[], None] | None = None,
+) -> bytes | None:
     """The PNG of tile z/y/x, or None when it holds no data.
 
     Raises ``ValueError`` for a tile that is not in WebMercatorQuad.
+    ``before_read`` is called just before the tile is read (not for a tile
+    outside the data): the API takes a render slot there.
     """
     if not 0 <= z <= MAX_ZOOM or not (0 <= x < (1 << z) and 0 <= y < (1 << z)):
         raise ValueError(f"No tile {z}/{y}/{x} in {WEB_MERCATOR_QUAD}.")
@@ -161,6 +170,8 @@ def render_tile(info: RasterInfo, z: int, y: int, x: int) -> bytes | None:
     left, bottom, right, top = mercator_bounds(info.bounds_wgs84)
     if tile[0] >= right or tile[2] <= left or tile[1] >= top or tile[3] <= bottom:
         return None
+    if before_read is not None:
+        before_read()
     level = _overview_level(info, tile)
     dataset = open_dataset(info.path, None if level < 0 else level)
     bands = [b.index for b in info.bands][: 4 if info.count == 4 else 3]

@@ -104,6 +104,8 @@ def raster_resource(
             "layer": layer.slug,
             "version": version.number,
             "max_cells": settings.max_coverage_cells,
+            "max_json_cells": settings.max_coverage_json_cells,
+            "max_upsample": settings.max_coverage_upsample,
             "raster": raster,
         },
     }

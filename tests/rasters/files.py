@@ -101,3 +101,30 @@ def truncated(path: Path, target: Path) -> Path:
     data = path.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     return target
+
+
+def write_sparse(path: Path, width: int = 50_000, height: int = 50_000) -> Path:
+    """A float32 GeoTIFF declaring ``width`` x ``height`` cells, none written.
+
+    GDAL's SPARSE_OK leaves every tile out of the file, so the default
+    50,000 x 50,000 grid (2.5e9 cells, 10 GB of values) takes ~77 KB on disk:
+    the tile index alone, as in the upload that issue 9 reported.
+    """
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=width,
+        height=height,
+        count=1,
+        dtype="float32",
+        crs="EPSG:2326",
+        transform=from_origin(*DEM_ORIGIN, DEM_RES, DEM_RES),
+        nodata=DEM_NODATA,
+        tiled=True,
+        blockxsize=512,
+        blockysize=512,
+        sparse_ok=True,
+    ):
+        pass
+    return path

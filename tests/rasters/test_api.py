@@ -216,7 +216,9 @@ def test_png_and_coveragejson(published: Published, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"scale-size": "E(6000),N(3000)"}, "more than this server's limit"),
+        ({"scale-size": "E(6000),N(3000)"}, "up-samples at most 2x per axis"),
+        ({"scale-factor": "0.4"}, "scale-factor of at least 0.5"),
+        ({"scale-axes": "N(0.25)"}, "1,800 cells"),
         ({"subset": "Z(1:2)"}, "Unknown axis 'Z'"),
         ({"subset": "E(100:200)"}, "does not overlap"),
         ({"properties": "slope"}, "Unknown property 'slope'"),

@@ -11,7 +11,7 @@ from sdi import registry
 from sdi.cli import cli
 from sdi.settings import Settings
 from tests.api.layerdata import Conn, ensure_agency
-from tests.rasters.files import write_dem, write_rgb
+from tests.rasters.files import write_dem, write_rgb, write_sparse
 
 
 def _run(settings: Settings, *args: str) -> Result:
@@ -53,3 +53,29 @@ def test_sdi_ingest_geotiff(db: Conn, settings: Settings, tmp_path: Path) -> Non
     result = _run(settings, str(bad), "--layer", "landsd_ortho", "--agency", "landsd")
     assert result.exit_code != 0 and "truncated" in result.output
     assert [x.slug for x in registry.list_layers(db)] == ["landsd_dem"]
+
+
+def _bytes_under(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def test_sdi_ingest_refuses_a_huge_sparse_geotiff_before_converting(
+    db: Conn, settings: Settings, tmp_path: Path
+) -> None:
+    # Issue 9: a 77 KB sparse GeoTIFF declaring 50,000 x 50,000 float32 cells
+    # was converted for minutes at 1.4 GB of memory.
+    ensure_agency(db, "landsd")
+    sparse = write_sparse(tmp_path / "huge.tif")
+    assert sparse.stat().st_size < 200_000
+    result = _run(settings, str(sparse), "--layer", "landsd_huge", "--agency", "landsd")
+    assert result.exit_code != 0
+    assert (
+        "huge.tif is 50,000 x 50,000 cells x 1 band(s) = 2,500,000,000 values, more "
+        "than this server's limit of 1,000,000,000 (SDI_MAX_RASTER_CELLS)"
+    ) in result.output
+    assert "Traceback" not in result.output
+    # Refused from the header: nothing converted, nothing written, nothing kept.
+    raster_dir = settings.raster_dir
+    assert not raster_dir.exists() or _bytes_under(raster_dir) == 0
+    assert not settings.upload_dir.exists() or _bytes_under(settings.upload_dir) == 0
+    assert registry.list_layers(db) == []
