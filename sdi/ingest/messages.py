@@ -21,7 +21,8 @@ def hide_paths(message: str, *roots: Path) -> str:
         for form in {str(root), str(root.resolve())}:
             if not form or form == "/":
                 continue
-            pattern = r"(?:/vsi[a-z]+/)?" + re.escape(form.rstrip("/")) + r"/[^\s'\",:;)]*"
+            prefix = r"(?:/vsi[a-z]+/)?" + re.escape(form.rstrip("/"))
+            pattern = prefix + r"/[^\s'\",:;)]*"
             message = re.sub(
                 pattern, lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1], message
             )
