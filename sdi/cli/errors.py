@@ -29,12 +29,16 @@ def debug_from_env(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-class _Failure(click.ClickException):
-    """A one-line failure with its own exit status."""
+class _Refused(click.ClickException):
+    """Bad input or a refused action: the user can fix it (exit 1)."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 1
+
+
+class _Failure(click.ClickException):
+    """Something went wrong that the user did not cause (exit 70)."""
+
+    exit_code = INTERNAL_ERROR
 
 
 class CliGroup(click.Group):
@@ -48,21 +52,19 @@ class CliGroup(click.Group):
             raise
         except SdiError as exc:
             LOGGER.info("refused: %s", exc.message, exc_info=_debug(ctx))
-            raise _Failure(exc.message, 1) from exc
+            raise _Refused(exc.message) from exc
         except psycopg.OperationalError as exc:
             _traceback(ctx)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise _Failure(
-                f"The database could not do it: {first or type(exc).__name__}.",
-                INTERNAL_ERROR,
+                f"The database could not do it: {first or type(exc).__name__}."
             ) from exc
         except Exception as exc:
             _traceback(ctx)
             raise _Failure(
                 f"sdi stopped on an unexpected error ({type(exc).__name__}); this "
                 "is a bug in sdi. Run again with `sdi --debug` (or SDI_DEBUG=1) "
-                "to see the traceback.",
-                INTERNAL_ERROR,
+                "to see the traceback."
             ) from exc
 
 
