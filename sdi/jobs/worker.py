@@ -335,14 +335,14 @@ class Worker:
                 # The work rolled back; the heartbeat will go stale and the job
                 # will be re-queued, upload and all.
                 raise
-            # A limit or resource error about this job's data: trying again
-            # would fail the same way.
+            # A limit, a timeout, a lock: about this job, not an outage. Only a
+            # lost connection puts a job back in the queue.
             LOGGER.exception("job %d: the database refused its work", job.id)
             monitor.stop()
             finished = self._fail(
                 conn,
                 job,
-                "The database refused this job's data (PostgreSQL error "
+                "The database could not complete this job (PostgreSQL error "
                 f"{exc.sqlstate or 'without a code'}). Nothing was saved; the "
                 "worker log has the details.",
             )
