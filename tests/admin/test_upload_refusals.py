@@ -76,8 +76,7 @@ def test_an_unknown_crs_is_refused_when_the_upload_arrives(
         crs="EPSG::99999",
     )
     assert response.status_code == 400, response.text
-    assert "Unknown or unreadable CRS 'EPSG::99999'" in (
-        response.json()["error"]["message"]
-    )
+    message = response.json()["error"]["message"]
+    assert "Unknown or unreadable CRS 'EPSG::99999'" in message
     assert snapshot(conn) == before
     assert spooled(settings) == []
