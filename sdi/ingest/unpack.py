@@ -125,13 +125,18 @@ def _open(archive: Path) -> zipfile.ZipFile:
 
 
 def _ratio_error(
-    archive: str, what: str, unpacked: int, packed: int, limit: int
+    archive: str,
+    what: str,
+    unpacked: int,
+    packed: int,
+    limit: int,
+    outcome: str = "Nothing was unpacked.",
 ) -> TooLargeError:
     ratio = unpacked / max(packed, 1)
     return TooLargeError(
         f"{archive} was refused as a zip bomb: {what} would expand {ratio:,.0f} "
         f"times ({_human(packed)} to {_human(unpacked)}); the limit is {limit:,} "
-        "times (SDI_MAX_ZIP_RATIO). Nothing was unpacked."
+        f"times (SDI_MAX_ZIP_RATIO). {outcome}"
     )
 
 
@@ -283,6 +288,7 @@ def _extract(
                         count,
                         info.compress_size,
                         settings.max_zip_ratio,
+                        "Unpacking was stopped and its files removed.",
                     )
                 out.write(chunk)
     except FileExistsError as exc:
