@@ -36,6 +36,9 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_MAX_UPLOAD_BYTES": "Largest accepted upload (default 2 GiB).",
     "SDI_MAX_UNPACKED_BYTES": "Largest total size of a zip's contents (default 8 GiB).",
     "SDI_MAX_ZIP_MEMBERS": "Most files accepted in one zip (default 10000).",
+    "SDI_MAX_ZIP_RATIO": "Largest compression ratio (unpacked size / packed size) "
+    "of a zip, and of each member over 1 MiB unpacked; a zip above it is refused "
+    "from its directory before anything is unpacked (default 200).",
     "SDI_SECRET_KEY": "Flask session signing key (default: random per start).",
     "SDI_POOL_MAX": "Largest number of database connections per process (default 8).",
     "SDI_LIMIT_DEFAULT": "Default page size of item requests (default 10).",
@@ -85,6 +88,7 @@ class Settings:
     max_upload_bytes: int = 2 * 1024**3
     max_unpacked_bytes: int = 8 * 1024**3
     max_zip_members: int = 10_000
+    max_zip_ratio: int = 200
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     pool_max: int = 8
     limit_default: int = 10
@@ -179,6 +183,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "SDI_MAX_UNPACKED_BYTES", defaults.max_unpacked_bytes
         ),
         max_zip_members=_int(env, "SDI_MAX_ZIP_MEMBERS", defaults.max_zip_members),
+        max_zip_ratio=_int(env, "SDI_MAX_ZIP_RATIO", defaults.max_zip_ratio),
         secret_key=env.get("SDI_SECRET_KEY") or defaults.secret_key,
         pool_max=_int(env, "SDI_POOL_MAX", defaults.pool_max),
         limit_default=_int(env, "SDI_LIMIT_DEFAULT", defaults.limit_default),

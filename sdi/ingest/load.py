@@ -23,6 +23,8 @@ import psycopg
 from psycopg import Connection, sql
 
 from sdi.errors import IngestError, SdiError, TooLargeError
+from sdi.ingest.limits import database_limit_error
+from sdi.ingest.messages import hide_paths
 from sdi.ingest.read import open_source
 from sdi.ingest.source import Field, Source
 from sdi.ingest.table import (
@@ -427,13 +429,19 @@ def ingest_file(
                     note=note,
                     started=started,
                 )
-    except SdiError:
+    except SdiError as exc:
+        # Messages quote what GDAL said, which may name the work directory.
+        exc.message = hide_paths(exc.message, work_dir, path.parent)
         raise
     except psycopg.errors.DataError as exc:
+        LOGGER.warning("ingesting %s: %s", path.name, exc)
         raise IngestError(
             f"The database refused a value in {path.name}: "
-            f"{exc.diag.message_primary or exc}"
+            f"{exc.diag.message_primary or type(exc).__name__}"
         ) from exc
+    except psycopg.errors.ProgramLimitExceeded as exc:
+        LOGGER.warning("ingesting %s: %s", path.name, exc)
+        raise database_limit_error(exc, path.name) from exc
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return version

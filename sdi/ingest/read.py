@@ -61,7 +61,10 @@ from pyproj import CRS, Transformer
 
 from sdi.errors import IngestError, TooLargeError, UnsupportedFormatError
 from sdi.ingest.crs import crs_label, is_ballpark, resolve_crs, transformer_to
+from sdi.ingest.declared_crs import check_declared_crs
 from sdi.ingest.encoding import detect_dbf_encoding, detect_text_encoding
+from sdi.ingest.limits import check_fields, check_no_nul
+from sdi.ingest.shprecords import ShapeRecords
 from sdi.ingest.source import Batch, Field, Source, SourceInfo
 from sdi.ingest.unpack import is_zip, unpack_zip
 from sdi.settings import Settings
@@ -801,8 +804,10 @@ class _FionaSource:
         target_srid: int,
         bad: Counter[str],
         reopen: Callable[..., Any] | None = None,
+        shapes: ShapeRecords | None = None,
     ) -> None:
         self.info = info
+        self._shapes = shapes  # a Shapefile's records: null shape or damaged?
         self._collection = collection
         self._reopen = reopen
         self._rescue: Any = None  # a second collection, without date fields
@@ -918,6 +923,12 @@ class _FionaSource:
                 pending = pending or message
             elif pending is not None and geom is None:
                 raise self._bad_record(number, pending)
+            if (
+                geom is None
+                and self._shapes is not None
+                and not self._shapes.is_null_shape(int(feature.id))
+            ):
+                raise self._bad_record(number, "its geometry record is damaged")
             props = feature.properties  # _property_dict, inlined: once per feature
             props = props._data if type(props) is _Properties else dict(props)
             if rescued:
@@ -1112,6 +1123,8 @@ class _FionaSource:
         """Close the file (and the second handle used to rescue bad dates)."""
         if self._rescue is not None:
             self._rescue.close()
+        if self._shapes is not None:
+            self._shapes.close()
         self._collection.close()
 
 
@@ -1384,6 +1397,7 @@ def _open_dataset(ds: _Dataset, opts: _Options, work_dir: Path) -> _FionaSource:
     path = ds.path
     encoding: str | None = None
     layer: str | None = None
+    check_no_nul(ds.path, ds.kind, ds.name)
     if ds.kind == "shapefile":
         path, dbf = _shapefile_parts(ds.path, ds.name, work_dir)
         choice = detect_dbf_encoding(dbf, user_choice=opts.encoding)
@@ -1443,6 +1457,7 @@ def _make_source(
             f"Layer {opts.layer!r} was asked for, but {name} holds one layer, "
             f"{collection.name!r}; that was read."
         )
+    warnings += check_declared_crs(ds.kind, ds.path, collection.crs_wkt, opts.crs)
     schema = collection.schema
     props: dict[str, str] = dict(schema.get("properties") or {})
     geometry_type = str(schema.get("geometry") or "None")
@@ -1485,6 +1500,7 @@ def _make_source(
         if feature_count == 0:
             raise IngestError(f"{name} has no features.")
     _check_names([f.name for f in fields], name)
+    check_fields(fields, name)
     warnings.extend(crs_warnings)
     transformer = transformer_to(crs, opts.target_srid)
     if transformer is not None and is_ballpark(transformer):
@@ -1514,6 +1530,7 @@ def _make_source(
         target_srid=opts.target_srid,
         bad=bad,
         reopen=reopen,
+        shapes=ShapeRecords.of(ds.path) if ds.kind == "shapefile" else None,
     )
 
 

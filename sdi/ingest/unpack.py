@@ -3,7 +3,11 @@
 An upload is hostile until proven otherwise: member names may climb out of
 the target directory, point at symlinks, or promise a few bytes and inflate
 to gigabytes. :func:`unpack_zip` checks every member before writing anything
-and counts the bytes it actually writes, because a zip's size headers can lie.
+(from the zip's central directory alone: names, the declared total against
+``SDI_MAX_UNPACKED_BYTES`` and the compression ratio against
+``SDI_MAX_ZIP_RATIO``), and counts the bytes it actually writes, because a
+zip's size headers can lie: a member that inflates past its declared size or
+past the ratio is stopped mid-copy.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from pathlib import Path, PurePosixPath
 from sdi.errors import IngestError, TooLargeError
 from sdi.settings import Settings
 
-__all__ = ["check_zip", "is_zip", "unpack_zip"]
+__all__ = ["RATIO_FLOOR", "check_zip", "is_zip", "unpack_zip"]
 
 LOGGER = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
+#: Members (and zips) smaller than this unpacked are not judged by their
+#: compression ratio: a small blank .dbf may compress 1000:1 and harms no one.
+RATIO_FLOOR = 1024 * 1024
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
 
@@ -117,8 +124,55 @@ def _open(archive: Path) -> zipfile.ZipFile:
         ) from exc
 
 
-def _members(zf: zipfile.ZipFile, name: str, settings: Settings) -> list[_Member]:
-    """The data members of an opened zip, after every check made before writing."""
+def _ratio_error(
+    archive: str,
+    what: str,
+    unpacked: int,
+    packed: int,
+    limit: int,
+    outcome: str = "Nothing was unpacked.",
+) -> TooLargeError:
+    ratio = unpacked / max(packed, 1)
+    return TooLargeError(
+        f"{archive} was refused as a zip bomb: {what} would expand {ratio:,.0f} "
+        f"times ({_human(packed)} to {_human(unpacked)}); the limit is {limit:,} "
+        f"times (SDI_MAX_ZIP_RATIO). {outcome}"
+    )
+
+
+def _check_ratio(
+    infos: list[zipfile.ZipInfo], name: str, size: int, settings: Settings
+) -> None:
+    """Refuse, from the declared sizes alone, what expands like a zip bomb.
+
+    ``size`` is the archive's size on disk: compressed sizes adding up to more
+    than that are lies (the declared sizes are then worth nothing).
+    """
+    limit = settings.max_zip_ratio
+    packed = sum(i.compress_size for i in infos)
+    if packed > size:
+        raise IngestError(
+            f"{name} is damaged: its directory declares {_human(packed)} of "
+            f"compressed data in a file of {_human(size)}. Create the zip again."
+        )
+    for info in infos:
+        unpacked = info.file_size
+        if unpacked > RATIO_FLOOR and unpacked > limit * max(info.compress_size, 1):
+            raise _ratio_error(
+                name, f"member {info.filename!r}", unpacked, info.compress_size, limit
+            )
+    total = sum(i.file_size for i in infos)
+    if total > RATIO_FLOOR and total > limit * max(packed, 1):
+        raise _ratio_error(name, "its contents", total, packed, limit)
+
+
+def _members(
+    zf: zipfile.ZipFile, name: str, settings: Settings, size: int
+) -> list[_Member]:
+    """The data members of an opened zip, after every check made before writing.
+
+    Only the central directory is read: names, types, declared sizes.
+    """
     infos = zf.infolist()
     if len(infos) > settings.max_zip_members:
         raise TooLargeError(
@@ -139,6 +193,9 @@ def _members(zf: zipfile.ZipFile, name: str, settings: Settings) -> list[_Member
             f"{name} would unpack to {_human(declared)}, over the limit of "
             f"{_human(settings.max_unpacked_bytes)}."
         )
+    # Every member counts towards the ratio, skipped ones too: they are inflated
+    # by nobody, but a zip that declares them is lying or hostile all the same.
+    _check_ratio(infos, name, size, settings)
     return members
 
 
@@ -149,7 +206,7 @@ def check_zip(archive: Path, *, settings: Settings) -> None:
     upload arrives (the admin app does, to answer a bad zip at once).
     """
     with _open(archive) as zf:
-        _members(zf, archive.name, settings)
+        _members(zf, archive.name, settings, archive.stat().st_size)
 
 
 def unpack_zip(archive: Path, dest: Path, *, settings: Settings) -> list[Path]:
@@ -158,15 +215,17 @@ def unpack_zip(archive: Path, dest: Path, *, settings: Settings) -> list[Path]:
     Raises ``IngestError`` for a file that is not a zip, an empty or encrypted
     zip, and members with absolute paths, ``..`` or symlinks; raises
     ``TooLargeError`` when there are more than ``settings.max_zip_members``
-    members or the contents exceed ``settings.max_unpacked_bytes`` (by the
-    declared sizes, or by the bytes actually inflated). ``__MACOSX/`` and
-    dotfiles are skipped; folders inside the zip are kept.
+    members, the contents exceed ``settings.max_unpacked_bytes`` (by the
+    declared sizes, or by the bytes actually inflated), or they expand more
+    than ``settings.max_zip_ratio`` times (declared, or actually inflated, or
+    past a member's declared size). ``__MACOSX/`` and dotfiles are skipped;
+    folders inside the zip are kept.
     """
     name = archive.name
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     with _open(archive) as zf:
-        members = _members(zf, name, settings)
+        members = _members(zf, name, settings, archive.stat().st_size)
         written: list[Path] = []
         budget = settings.max_unpacked_bytes
         for member in members:
@@ -198,8 +257,14 @@ def _extract(
     archive: str,
     settings: Settings,
 ) -> int:
-    """Write one member, stopping as soon as the byte budget is spent."""
+    """Write one member, stopping as soon as the byte budget is spent.
+
+    Also stopped: a member inflating past its declared size, or past the
+    ratio limit (zipfile itself stops at the declared size and then reports a
+    bad CRC, but the count here does not depend on that).
+    """
     count = 0
+    ratio_cap = max(RATIO_FLOOR, settings.max_zip_ratio * max(info.compress_size, 1))
     try:
         with zf.open(info) as src, target.open("xb") as out:
             while chunk := src.read(_CHUNK):
@@ -209,6 +274,21 @@ def _extract(
                         f"{archive} unpacks to more than "
                         f"{_human(settings.max_unpacked_bytes)} (the limit); "
                         f"stopped at member {info.filename!r}."
+                    )
+                if count > info.file_size:
+                    raise TooLargeError(
+                        f"{archive}: member {info.filename!r} inflates past the "
+                        f"{_human(info.file_size)} its zip directory declares; "
+                        "refusing a zip whose sizes lie."
+                    )
+                if count > ratio_cap:
+                    raise _ratio_error(
+                        archive,
+                        f"member {info.filename!r}",
+                        count,
+                        info.compress_size,
+                        settings.max_zip_ratio,
+                        "Unpacking was stopped and its files removed.",
                     )
                 out.write(chunk)
     except FileExistsError as exc:
@@ -221,9 +301,11 @@ def _extract(
             "in the zip."
         ) from exc
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        target.unlink(missing_ok=True)
         raise IngestError(
-            f"{archive}: member {info.filename!r} is damaged ({exc}); "
-            "create the zip again and re-upload it."
+            f"{archive}: member {info.filename!r} is damaged ({exc}): its data "
+            "does not match the size or checksum its zip directory declares. "
+            "Create the zip again and re-upload it."
         ) from exc
     except NotImplementedError as exc:
         raise IngestError(

@@ -22,6 +22,7 @@ from typing import Any
 from psycopg import Connection
 
 from sdi.errors import IngestError, TooLargeError
+from sdi.ingest.crs import parse_crs
 from sdi.ingest.dispatch import ingest_upload
 from sdi.ingest.unpack import check_zip, is_zip
 from sdi.jobs.queue import Job, enqueue
@@ -112,7 +113,10 @@ def precheck(settings: Settings, path: Path, filename: str) -> None:
 
     Empty files, files over the upload limit, and zips that are broken or
     hostile (``..`` or absolute members, symlinks, too many members, too big
-    unpacked; only the zip's directory is read). Raises ``IngestError``.
+    unpacked, a compression ratio over ``SDI_MAX_ZIP_RATIO``; only the zip's
+    directory is read, nothing is unpacked). A file is taken for a zip by its
+    first bytes, or by its name when nothing else reads it: the same rule the
+    loader uses to decide what to unpack. Raises ``IngestError``.
     """
     size = path.stat().st_size
     if size == 0:
@@ -170,9 +174,9 @@ def enqueue_ingest(
 ) -> Job:
     """Queue the spooled upload ``path`` as the next version of ``layer``.
 
-    The caller has checked the user's permission. The file is checked first
-    (:func:`precheck`, IngestError); the upload is recorded in the audit log
-    in the same transaction as the job.
+    The caller has checked the user's permission. The file and the ``crs``
+    option are checked first (:func:`precheck`, IngestError); the upload is
+    recorded in the audit log in the same transaction as the job.
     """
     if _spool_entry(settings, path) is None:
         raise ValueError(f"{path} is not a spooled upload (see spool_path)")
@@ -181,6 +185,8 @@ def enqueue_ingest(
     unknown = set(extra) - set(OPTIONS)
     if unknown:
         raise ValueError(f"unknown ingest options: {sorted(unknown)}")
+    if extra.get("crs"):
+        parse_crs(extra["crs"])  # an unknown CRS is refused now, not in the worker
     size = path.stat().st_size
     payload: dict[str, Any] = {
         "path": str(path),

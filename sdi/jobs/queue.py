@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
@@ -29,6 +30,7 @@ __all__ = [
     "Job",
     "JobLostError",
     "claim",
+    "connection_lost",
     "enqueue",
     "fail",
     "get_job",
@@ -148,6 +150,21 @@ class Job:
 
 class JobLostError(ConflictError):
     """The running job is no longer this worker's (it was re-queued or finished)."""
+
+
+#: SQLSTATEs of a server that went away: the 08 class (connection exceptions),
+#: admin_shutdown, crash_shutdown, cannot_connect_now.
+_GONE = ("57P01", "57P02", "57P03")
+
+
+def connection_lost(conn: Connection[Any], exc: psycopg.OperationalError) -> bool:
+    """Whether ``exc`` means the database connection is gone (worth a retry).
+
+    Anything else (a row too big, too many columns, out of disk) is about the
+    job's own data or the server's state, and would fail again the same way.
+    """
+    state = exc.sqlstate or ""
+    return conn.broken or conn.closed or state.startswith("08") or state in _GONE
 
 
 def _fence(job: Job) -> dict[str, Any]:

@@ -35,9 +35,10 @@ import psycopg
 from psycopg import Connection
 
 from sdi.errors import SdiError
+from sdi.ingest.messages import hide_paths
 from sdi.jobs import queue
 from sdi.jobs.ingest import INGEST, discard_upload, run_ingest, sweep_spool
-from sdi.jobs.queue import Job, JobLostError
+from sdi.jobs.queue import Job, JobLostError, connection_lost
 from sdi.settings import Settings
 
 __all__ = ["Handler", "Worker"]
@@ -326,21 +327,33 @@ class Worker:
             LOGGER.warning("job %d: %s; its work was rolled back", job.id, exc)
         except SdiError as exc:
             monitor.stop()
-            finished = self._fail(conn, job, exc.message)
-            LOGGER.info("job %d failed: %s", job.id, exc.message)
-        except psycopg.OperationalError:
-            # The connection is gone: the work rolled back; the heartbeat will go
-            # stale and the job will be re-queued, upload and all.
-            raise
-        except Exception as exc:
+            message = hide_paths(exc.message, self.settings.var_dir)
+            finished = self._fail(conn, job, message)
+            LOGGER.info("job %d refused: %s", job.id, exc.message)
+        except psycopg.OperationalError as exc:
+            if connection_lost(conn, exc):
+                # The work rolled back; the heartbeat will go stale and the job
+                # will be re-queued, upload and all.
+                raise
+            # A limit, a timeout, a lock: about this job, not an outage. Only a
+            # lost connection puts a job back in the queue.
+            LOGGER.exception("job %d: the database refused its work", job.id)
+            monitor.stop()
+            finished = self._fail(
+                conn,
+                job,
+                "The database could not complete this job (PostgreSQL error "
+                f"{exc.sqlstate or 'without a code'}). Nothing was saved; the "
+                "worker log has the details.",
+            )
+        except Exception:
             LOGGER.exception("job %d: unexpected error", job.id)
             monitor.stop()
             finished = self._fail(
                 conn,
                 job,
-                f"The job stopped on an unexpected error ({type(exc).__name__}: "
-                f"{exc}). Nothing was saved. This is a bug in sdi; the worker log "
-                "has the details.",
+                "The job stopped on an unexpected error. Nothing was saved. This "
+                "is a bug in sdi; the worker log has the details.",
             )
         finally:
             monitor.stop()
