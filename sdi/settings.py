@@ -6,6 +6,7 @@ in the package reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import secrets
@@ -66,6 +67,11 @@ SETTINGS_DOC: dict[str, str] = {
     "features are drawn on a plain background with a scale.",
     "SDI_BASEMAP_ATTRIBUTION": "Attribution (HTML) shown with SDI_BASEMAP_URL's "
     "tiles (default empty).",
+    "SDI_TRUSTED_PROXIES": "Addresses or CIDR networks of the reverse proxies in "
+    "front of sdi, separated by commas (e.g. `127.0.0.1, 10.0.0.0/8`). Only a "
+    "request whose immediate peer is one of them has its X-Forwarded-For and "
+    "X-Forwarded-Proto honoured (the client's address is then used for sign-in "
+    "back-off). Default empty: the headers are ignored.",
 }
 
 
@@ -102,6 +108,8 @@ class Settings:
     max_raster_cells: int = 1_000_000_000
     basemap_url: str = ""
     basemap_attribution: str = ""
+    #: Networks of trusted reverse proxies (``SDI_TRUSTED_PROXIES``), normalised.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def pg_dir(self) -> Path:
@@ -161,6 +169,18 @@ def _access_log(value: str) -> str:
     return "" if value.lower() in ("", "off", "none") else value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    found = []
+    for item in (env.get(name) or "").replace(",", " ").split():
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise ValueError(
+                f"{name} takes IP addresses or CIDR networks, not {item!r}"
+            ) from exc
+    return tuple(found)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build :class:`Settings` from ``SDI_*`` variables (``os.environ`` by default)."""
     env = os.environ if env is None else env
@@ -205,6 +225,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_raster_cells=_int(env, "SDI_MAX_RASTER_CELLS", defaults.max_raster_cells),
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
+        trusted_proxies=_networks(env, "SDI_TRUSTED_PROXIES"),
     )
     for name, value in (
         ("SDI_MAX_COVERAGE_JSON_CELLS", settings.max_coverage_json_cells),

@@ -18,13 +18,14 @@ from flask_wtf import CSRFProtect
 import sdi.admin
 from sdi.admin import auth, errors
 from sdi.admin.api import register_api
+from sdi.admin.proxies import trust_proxies
 from sdi.registry import permissions
 from sdi.settings import Settings
 
 __all__ = ["create_app"]
 
 # Modules of sdi.admin that are not page blueprints.
-_NOT_PAGES = frozenset({"app", "api", "auth", "db", "errors"})
+_NOT_PAGES = frozenset({"app", "api", "auth", "db", "errors", "proxies"})
 
 
 def _page_blueprints() -> list[Blueprint]:
@@ -69,4 +70,5 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in _page_blueprints():
         app.register_blueprint(blueprint)
     register_api(app, csrf)
+    app.wsgi_app = trust_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     return app

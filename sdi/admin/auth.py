@@ -1,14 +1,16 @@
 """Signing in and out, session expiry, and the signed-in user's own account page.
 
-Sessions end :data:`SESSION_ABSOLUTE` after sign-in, after :data:`SESSION_IDLE`
-without a request, when the account is deactivated, and when its password
-changes. Failed sign-ins are throttled (``sdi.registry.throttle``).
+Sessions are server-side (``sdi.registry.sessions``): the signed cookie holds
+the session's random id as Flask-Login's user id, and each request checks its
+row (one statement). They end on sign-out, :data:`SESSION_ABSOLUTE` after
+sign-in, after :data:`SESSION_IDLE` without a request, and for every browser of
+the user on "sign out everywhere", a password change or reset, a role change
+and a deactivation. Failed sign-ins back off (``sdi.registry.throttle``).
 """
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from datetime import time as dt_time
 
 from flask import (
@@ -37,8 +39,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from sdi.admin.db import pool
 from sdi.admin.errors import is_api_request
-from sdi.errors import BadInputError, NotFoundError
-from sdi.registry import tokens, users
+from sdi.errors import BadInputError
+from sdi.registry import sessions, tokens, users
 from sdi.registry.models import User
 from sdi.registry.throttle import TooManyAttemptsError
 
@@ -55,20 +57,21 @@ __all__ = [
 bp = Blueprint("auth", __name__)
 
 #: A session ends this long after sign-in, however active.
-SESSION_ABSOLUTE = timedelta(hours=8)
+SESSION_ABSOLUTE = sessions.ABSOLUTE
 #: A session ends after this long without a request.
-SESSION_IDLE = timedelta(minutes=30)
+SESSION_IDLE = sessions.IDLE
 
 
 class SessionUser(UserMixin):  # type: ignore[misc]
-    """The signed-in user, as Flask-Login sees it."""
+    """The signed-in user and their server-side session, as Flask-Login sees them."""
 
-    def __init__(self, user: User) -> None:
+    def __init__(self, user: User, session_id: str) -> None:
         self.user = user
+        self.session_id = session_id
 
     def get_id(self) -> str:
-        """Flask-Login's session key."""
-        return str(self.user.id)
+        """Flask-Login's key in the cookie: the session's id, not the user's."""
+        return self.session_id
 
 
 def me() -> User:
@@ -96,43 +99,44 @@ def _to_login() -> Response:
 
 
 def init_login(app: Flask) -> None:
-    """Flask-Login for ``app``: active users only; sessions that expire."""
+    """Flask-Login for ``app``: server-side sessions of active users."""
     login = LoginManager(app)
     login.login_view = "auth.login"
 
     @login.user_loader
-    def load_user(user_id: str) -> SessionUser | None:
+    def load_user(session_id: str) -> SessionUser | None:
         with pool(app).connection() as conn:
-            try:
-                user = users.get_user(conn, int(user_id))
-            except (NotFoundError, ValueError):
-                return None
-        return SessionUser(user) if user.active else None
+            user = sessions.resume(conn, session_id)
+        return SessionUser(user, session_id) if user is not None else None
 
     login.unauthorized_handler(_to_login)
 
     @app.before_request
-    def expire_session() -> Response | None:
+    def ended_session() -> Response | None:
+        """A cookie whose session has ended: forget it and say so."""
         if is_api_request() or request.endpoint in (None, "static"):
             return None
-        if not current_user.is_authenticated:
+        if "_user_id" not in session or current_user.is_authenticated:
             return None
-        now = time.time()
-        login_at = float(session.get("login_at", 0))
-        seen_at = float(session.get("seen_at", 0))
-        if (
-            now - login_at > SESSION_ABSOLUTE.total_seconds()
-            or now - seen_at > SESSION_IDLE.total_seconds()
-            or session.get("fp") != users.session_fingerprint(me())
-        ):
-            logout_user()
-            session.clear()
-            flash("Your session has ended; please sign in again.", "info")
-            if request.endpoint == "auth.login":
-                return None  # already on the way in
-            return _to_login()
-        session["seen_at"] = now
-        return None
+        session.clear()
+        flash("Your session has ended; please sign in again.", "info")
+        if request.endpoint == "auth.login":
+            return None  # already on the way in
+        return _to_login()
+
+
+def _start_session(user: User) -> None:
+    """Sign ``user`` in on this browser with a fresh server-side session."""
+    session.clear()  # nothing from before sign-in survives (session fixation)
+    with pool(current_app).connection() as conn:
+        session_id = sessions.create(
+            conn,
+            user,
+            user_agent=request.user_agent.string,
+            address=_client_ip(),
+        )
+    login_user(SessionUser(user, session_id))
+    session.permanent = True
 
 
 class LoginForm(FlaskForm):  # type: ignore[misc]
@@ -163,13 +167,7 @@ def login() -> str | Response | tuple[str, int]:
         except BadInputError as exc:
             flash(exc.message, "error")
         else:
-            session.clear()
-            login_user(SessionUser(user))
-            session.permanent = True
-            now = time.time()
-            session["login_at"] = now
-            session["seen_at"] = now
-            session["fp"] = users.session_fingerprint(user)
+            _start_session(user)
             target = _local_next(request.args.get("next"))
             if target:
                 return redirect(request.script_root + target)
@@ -188,8 +186,9 @@ def login() -> str | Response | tuple[str, int]:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
-    """Sign out (POST with CSRF token); audited."""
+    """Sign out (POST with CSRF token): this session ends for good; audited."""
     with pool(current_app).connection() as conn:
+        sessions.end(conn, current_user.session_id)
         users.record_logout(conn, me())
     logout_user()
     session.clear()
@@ -204,7 +203,9 @@ class PasswordForm(FlaskForm):  # type: ignore[misc]
     """Change one's own password."""
 
     current = PasswordField("Current password", validators=[DataRequired()])
-    new = PasswordField("New password", validators=[DataRequired(), Length(min=10)])
+    new = PasswordField(
+        "New password", validators=[DataRequired(), Length(min=10, max=500)]
+    )
 
 
 class TokenForm(FlaskForm):  # type: ignore[misc]
@@ -226,11 +227,13 @@ def _account_page(
 ) -> str:
     with pool(current_app).connection() as conn:
         mine = tokens.list_tokens(conn, me())
+        live = sessions.list_sessions(conn, me(), current_user.session_id)
     return render_template(
         "account.html",
         password_form=password_form,
         token_form=token_form,
         tokens=mine,
+        sessions=live,
         new_token=new_token,
     )
 
@@ -238,7 +241,7 @@ def _account_page(
 @bp.route("/account")
 @login_required
 def account() -> str:
-    """The signed-in user's account: password and personal API tokens."""
+    """The signed-in user's account: password, sessions, personal API tokens."""
     return _account_page(PasswordForm(), TokenForm())
 
 
@@ -255,9 +258,25 @@ def change_password() -> str | Response | tuple[str, int]:
     except BadInputError as exc:
         flash(exc.message, "error")
         return _account_page(form, TokenForm()), 400
-    session["fp"] = users.session_fingerprint(user)
-    flash("Your password is changed.", "success")
+    _start_session(user)  # every session ended; this browser gets a new one
+    flash(
+        "Your password is changed. You are signed out everywhere else and "
+        "your API tokens are revoked.",
+        "success",
+    )
     return redirect(url_for("auth.account"))
+
+
+@bp.route("/account/sessions/end", methods=["POST"])
+@login_required
+def sign_out_everywhere() -> Response:
+    """End every session of the signed-in user, this one included; audited."""
+    with pool(current_app).connection() as conn:
+        ended = users.sign_out_everywhere(conn, me())
+    logout_user()
+    session.clear()
+    flash(f"You are signed out everywhere ({ended} sessions ended).", "info")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/account/tokens", methods=["POST"])

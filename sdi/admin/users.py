@@ -16,8 +16,8 @@ from wtforms.validators import DataRequired, Length
 from sdi import registry
 from sdi.admin.auth import me
 from sdi.admin.db import pool
-from sdi.errors import BadInputError, ConflictError
-from sdi.registry import users
+from sdi.errors import BadInputError, ConflictError, NotFoundError
+from sdi.registry import tokens, users
 from sdi.registry.models import User
 
 __all__ = ["bp"]
@@ -41,8 +41,8 @@ class NewUserForm(FlaskForm):  # type: ignore[misc]
     role = SelectField("Role", choices=[], validate_choice=False)
     agency = SelectField("Agency", choices=[], validate_choice=False)
     password = PasswordField(
-        "Initial password (at least 10 characters)",
-        validators=[DataRequired(), Length(min=10)],
+        "Initial password (at least 10 characters, hard to guess)",
+        validators=[DataRequired(), Length(min=10, max=500)],
     )
 
 
@@ -58,8 +58,8 @@ class ResetPasswordForm(FlaskForm):  # type: ignore[misc]
     """An administrator sets a new password."""
 
     password = PasswordField(
-        "New password (at least 10 characters)",
-        validators=[DataRequired(), Length(min=10)],
+        "New password (at least 10 characters, hard to guess)",
+        validators=[DataRequired(), Length(min=10, max=500)],
     )
 
 
@@ -150,6 +150,7 @@ def _detail(
         agency = (
             users.get_agency_by_id(conn, target.agency_id) if target.agency_id else None
         )
+        their_tokens = tokens.list_tokens(conn, user, user_id=target.id)
     if edit is None:
         edit = EditUserForm(
             formdata=None, name=target.name, role=target.role, active=target.active
@@ -161,6 +162,7 @@ def _detail(
         agency=agency,
         edit=edit,
         reset=reset or ResetPasswordForm(formdata=None),
+        tokens=their_tokens,
         role_labels=ROLE_LABELS,
         is_self=target.id == user.id,
     ), status
@@ -216,4 +218,18 @@ def reset_password(user_id: int) -> Response | tuple[str, int]:
             flash(exc.message, "error")
             return _detail(user_id, reset=form, status=exc.status)
     flash(f"The password of {target.email} is reset; tell them securely.", "success")
+    return redirect(url_for("users.detail", user_id=user_id))
+
+
+@bp.route("/<int:user_id>/tokens/<int:token_id>/revoke", methods=["POST"])
+@login_required
+def revoke_token(user_id: int, token_id: int) -> Response:
+    """Revoke one of the user's API tokens (and the tokens minted with it)."""
+    user = me()
+    with pool(current_app).connection() as conn:
+        theirs = {t.id for t in tokens.list_tokens(conn, user, user_id=user_id)}
+        if token_id not in theirs:
+            raise NotFoundError(f"No token {token_id}.")
+        token = tokens.revoke_token(conn, user, token_id)
+    flash(f"Token {token.name!r} is revoked.", "success")
     return redirect(url_for("users.detail", user_id=user_id))

@@ -6,6 +6,7 @@ import click
 
 from sdi import registry
 from sdi.cli.context import connect
+from sdi.errors import SdiError
 from sdi.settings import Settings
 
 __all__ = ["agency", "user"]
@@ -64,8 +65,11 @@ def user_create(
     name: str,
     password: str,
 ) -> None:
-    """Create a user who signs in with EMAIL."""
+    """Create a user who signs in with EMAIL (the password must be hard to guess)."""
     with connect(settings) as conn:
-        owner = registry.get_agency(conn, agency_code) if agency_code else None
-        registry.create_user(conn, email, password, role, agency=owner, name=name)
+        try:
+            owner = registry.get_agency(conn, agency_code) if agency_code else None
+            registry.create_user(conn, email, password, role, agency=owner, name=name)
+        except SdiError as exc:
+            raise click.ClickException(exc.message) from exc
     click.echo(f"created user {email.lower()} ({role})")

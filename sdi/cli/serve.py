@@ -19,14 +19,20 @@ __all__ = ["create_wsgi", "serve", "up", "wsgi_from_env"]
 
 
 def create_wsgi(settings: Settings) -> Any:
-    """The OGC API at ``/`` with the admin app mounted under ``/admin``."""
+    """The OGC API at ``/`` with the admin app mounted under ``/admin``.
+
+    Each app honours X-Forwarded-For/-Proto from ``SDI_TRUSTED_PROXIES`` only
+    (the admin app's factory wraps its own; the API's is wrapped here).
+    """
     from sdi.admin import create_app as create_admin
+    from sdi.admin.proxies import trust_proxies
     from sdi.api import create_app as create_api
 
     api = create_api(settings)
     admin = create_admin(settings)
     api.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
-        api.wsgi_app, {"/admin": admin.wsgi_app}
+        trust_proxies(api.wsgi_app, settings.trusted_proxies),
+        {"/admin": admin.wsgi_app},
     )
     return api
 

@@ -4,7 +4,15 @@ Plain functions ``f(conn, ...)`` over the ``sdi`` schema; the single source of
 truth from which the API configuration is derived.
 """
 
-from sdi.registry import apikeys, audit, permissions, throttle, tokens, users
+from sdi.registry import (
+    apikeys,
+    audit,
+    permissions,
+    sessions,
+    throttle,
+    tokens,
+    users,
+)
 from sdi.registry.agencies import (
     create_agency,
     create_user,
@@ -79,6 +87,7 @@ __all__ = [
     "list_versions",
     "permissions",
     "publish",
+    "sessions",
     "throttle",
     "tokens",
     "unpublish",

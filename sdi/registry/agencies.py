@@ -10,6 +10,7 @@ from psycopg.rows import class_row
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.registry import audit, permissions
 from sdi.registry.models import ROLES, Agency, User
+from sdi.registry.password_policy import check_new_password
 from sdi.registry.passwords import hash_password
 from sdi.registry.publication import bump_generation
 
@@ -109,16 +110,14 @@ def create_user(
     actor: str = "cli",
     user_id: int | None = None,
 ) -> User:
-    """Create a user with a hashed password."""
+    """Create a user with a hashed password (refused when weak, saying why)."""
     if role not in ROLES:
         raise BadInputError(f"Role must be one of {', '.join(ROLES)}, not {role!r}.")
     if role != "platform_admin" and agency is None:
         raise BadInputError(f"A user with role {role} belongs to an agency.")
-    try:
-        pw_hash = hash_password(password)
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from exc
     email = email.strip().lower()
+    check_new_password(password, email=email)
+    pw_hash = hash_password(password)
     try:
         with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cur:
             cur.execute(

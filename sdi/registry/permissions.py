@@ -11,7 +11,7 @@ from enum import StrEnum
 from sdi.errors import ForbiddenError, NotFoundError
 from sdi.registry.models import Layer, User
 
-__all__ = ["Action", "can", "require", "require_layer"]
+__all__ = ["Action", "can", "can_manage_user", "require", "require_layer"]
 
 
 class Action(StrEnum):
@@ -74,3 +74,16 @@ def require_layer(user: User | None, action: Action, layer: Layer) -> None:
     if not can(user, Action.VIEW_LAYER, agency_id=layer.agency_id):
         raise NotFoundError(f"No layer {layer.slug!r}.")
     require(user, action, agency_id=layer.agency_id)
+
+
+def can_manage_user(by: User | None, target: User) -> bool:
+    """Whether ``by`` manages ``target``'s account (and its sessions and tokens).
+
+    Agency admins manage their agency's people but never a platform admin;
+    platform admins manage everyone.
+    """
+    if by is None or not by.active:
+        return False
+    if target.role == "platform_admin" and by.role != "platform_admin":
+        return False
+    return can(by, Action.MANAGE_USERS, agency_id=target.agency_id)

@@ -8,17 +8,16 @@ future caller) get the same rules. Another agency's users are "not found".
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 from typing import Any
 
 from psycopg import Connection
 from psycopg.rows import class_row
 
 from sdi.errors import BadInputError, NotFoundError
-from sdi.registry import audit, permissions, throttle
+from sdi.registry import audit, permissions, sessions, throttle, tokens
 from sdi.registry.agencies import create_user, get_agency, get_user_by_email
 from sdi.registry.models import ROLES, Agency, User
+from sdi.registry.password_policy import check_new_password
 from sdi.registry.passwords import check_password, hash_password
 from sdi.registry.permissions import Action
 
@@ -36,7 +35,7 @@ __all__ = [
     "register_user",
     "require_owned",
     "reset_password",
-    "session_fingerprint",
+    "sign_out_everywhere",
     "update_user",
 ]
 
@@ -214,6 +213,13 @@ def update_user(
             action = "activate" if changes["active"] else "deactivate"
         else:
             action = "update"
+        # A new role or a deactivation ends every session: whatever a browser
+        # was allowed before must be asked again. Tokens act with the user's
+        # current role, so only a deactivation revokes them.
+        if "role" in changes or changes.get("active") is False:
+            sessions.end_all(conn, target.id)
+        if changes.get("active") is False:
+            tokens.revoke_all(conn, target, reason="deactivate", by=by)
         audit.record(
             conn,
             action,
@@ -231,16 +237,19 @@ def update_user(
 def reset_password(
     conn: Connection[Any], by: User, user_id: int, password: str
 ) -> User:
-    """Set a new password for a user ``by`` manages (an administrator's reset)."""
-    try:
-        pw_hash = hash_password(password)
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from exc
+    """Set a new password for a user ``by`` manages (an administrator's reset).
+
+    Ends every session of the user and revokes their API tokens.
+    """
     with conn.transaction():
         target = get_managed_user(conn, by, user_id)
+        check_new_password(password, email=target.email)
+        pw_hash = hash_password(password)
         with conn.cursor(row_factory=class_row(User)) as cur:
             updated = cur.execute(_UPDATE_HASH, (pw_hash, target.id)).fetchone()
         assert updated is not None
+        sessions.end_all(conn, target.id)
+        tokens.revoke_all(conn, target, reason="reset_password", by=by)
         audit.record(
             conn,
             "reset_password",
@@ -255,9 +264,10 @@ def reset_password(
 def authenticate(conn: Connection[Any], email: str, password: str, ip: str) -> User:
     """The active user with these credentials; throttled and audited.
 
-    Raises ``throttle.TooManyAttemptsError`` while the e-mail or ``ip`` is
-    locked, and ``BadInputError`` for wrong credentials (one message for an
-    unknown e-mail, a wrong password and a deactivated account).
+    Raises ``throttle.TooManyAttemptsError`` while this e-mail from ``ip``, or
+    ``ip`` itself, must wait after repeated failures (never the e-mail from
+    every address), and ``BadInputError`` for wrong credentials (one message
+    for an unknown e-mail, a wrong password and a deactivated account).
     """
     email = email.strip().lower()
     throttle.check(conn, email, ip)
@@ -265,35 +275,39 @@ def authenticate(conn: Connection[Any], email: str, password: str, ip: str) -> U
     ok = check_password(user.password_hash if user else _dummy_hash(), password)
     if user is not None and user.active and ok:
         with conn.transaction():
-            throttle.clear(conn, email)
+            throttle.clear(conn, email, ip)
             audit.record(conn, "login", "user", email, actor=email, user_id=user.id)
         return user
     with conn.transaction():
-        locked = throttle.record_failure(conn, email, ip)
+        wait = throttle.record_failure(conn, email, ip)
         audit.record(
             conn,
             "login_failed",
             "user",
             email,
             actor="anonymous",
-            details={"ip": ip, "locked": locked},
+            details={"ip": ip, "wait": wait},
         )
-    if locked:
-        throttle.check(conn, email, ip)
+    if wait:
+        raise throttle.TooManyAttemptsError(wait)
     raise BadInputError("Wrong e-mail or password.")
 
 
 def change_password(conn: Connection[Any], user: User, current: str, new: str) -> User:
-    """``user`` changes their own password, proving they know the current one."""
+    """``user`` changes their own password, proving they know the current one.
+
+    Ends every session of the user (the caller may start a fresh one for the
+    browser that made the change) and revokes their API tokens.
+    """
     if not user.active or not check_password(user.password_hash, current):
         raise BadInputError("The current password is wrong.")
-    try:
-        pw_hash = hash_password(new)
-    except ValueError as exc:
-        raise BadInputError(str(exc)) from exc
+    check_new_password(new, email=user.email)
+    pw_hash = hash_password(new)
     with conn.transaction(), conn.cursor(row_factory=class_row(User)) as cur:
         updated = cur.execute(_UPDATE_HASH, (pw_hash, user.id)).fetchone()
         assert updated is not None
+        sessions.end_all(conn, user.id)
+        tokens.revoke_all(conn, user, reason="change_password")
         audit.record(
             conn,
             "change_password",
@@ -310,8 +324,17 @@ def record_logout(conn: Connection[Any], user: User) -> None:
     audit.record(conn, "logout", "user", user.email, actor=user.email, user_id=user.id)
 
 
-def session_fingerprint(user: User) -> str:
-    """A short digest of the password hash: sessions end when the password changes."""
-    return hmac.new(
-        b"sdi-session", user.password_hash.encode(), hashlib.sha256
-    ).hexdigest()[:16]
+def sign_out_everywhere(conn: Connection[Any], user: User) -> int:
+    """End every session of ``user`` (their own request); how many; audited."""
+    with conn.transaction():
+        ended = sessions.end_all(conn, user.id)
+        audit.record(
+            conn,
+            "logout_everywhere",
+            "user",
+            user.email,
+            actor=user.email,
+            user_id=user.id,
+            details={"sessions": ended},
+        )
+    return ended

@@ -9,7 +9,7 @@
 - ``login(client, email)``: signs in through the real form, with the CSRF token
   scraped from the page; ``csrf_token(client, path)`` scrapes a form's token.
 - ``client_for(user)``: a new client signed in as ``user`` (inactive users get
-  a session as if they had been deactivated after signing in).
+  a session row as if one had survived their deactivation).
 - ``token_for(user)``: a personal API token; ``bearer(token)`` its headers.
 - ``make_layer(agency, slug, visibility="public")``: a registered layer.
 - ``served``: the app over real HTTP on 127.0.0.1 (for Playwright); its base URL.
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from werkzeug.test import TestResponse
 
 from sdi import registry
 from sdi.admin import create_app
+from sdi.registry import sessions
 from sdi.registry.models import Agency, Layer, User
 from sdi.registry.tokens import create_token
 from sdi.settings import Settings
@@ -130,7 +130,7 @@ def login(client: FlaskClient, email: str, password: str = PASSWORD) -> TestResp
 
 
 @pytest.fixture
-def client_for(app: Flask) -> Callable[[User], FlaskClient]:
+def client_for(app: Flask, conn: Conn) -> Callable[[User], FlaskClient]:
     """Make a client signed in as a user."""
 
     def make(user: User) -> FlaskClient:
@@ -139,13 +139,11 @@ def client_for(app: Flask) -> Callable[[User], FlaskClient]:
             response = login(new, user.email)
             assert response.status_code == 302, response.get_data(as_text=True)
         else:
-            # Signed in earlier, deactivated since: forge that session.
-            now = time.time()
+            # Deactivation ends sessions; forge one that survived it anyway.
+            session_id = sessions.create(conn, user)
             with new.session_transaction() as session:
-                session["_user_id"] = str(user.id)
+                session["_user_id"] = session_id
                 session["_fresh"] = True
-                session["login_at"] = now
-                session["seen_at"] = now
         return new
 
     return make

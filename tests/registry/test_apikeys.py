@@ -161,8 +161,10 @@ def test_personal_tokens(conn: Conn, world: dict[str, Any]) -> None:
     assert tokens.list_tokens(conn, editor)[0].last_used_at is not None
     assert tokens.authenticate_token(conn, token[:-1]) is None
     assert tokens.authenticate_token(conn, "sdi_x_y") is None
+    # Another agency's admin cannot see it (the editor's own admin can: tests
+    # of the HTTP API).
     with pytest.raises(NotFoundError):
-        tokens.revoke_token(conn, admin, record.id)
+        tokens.revoke_token(conn, world["other_admin"], record.id)
     tokens.revoke_token(conn, editor, record.id)
     assert tokens.authenticate_token(conn, token) is None
     assert tokens.list_tokens(conn, editor)[0].status() == "revoked"

@@ -9,7 +9,7 @@ import pytest
 
 from sdi import registry
 from sdi.errors import BadInputError, ForbiddenError, NotFoundError
-from sdi.registry import audit, throttle, users
+from sdi.registry import audit, sessions, throttle, users
 from sdi.registry.models import Agency, User
 
 Conn = psycopg.Connection[Any]
@@ -116,44 +116,91 @@ def test_platform_admin_manages_everyone(conn: Conn, world: dict[str, Any]) -> N
 
 def test_reset_and_change_password(conn: Conn, world: dict[str, Any]) -> None:
     admin, editor = world["admin"], world["editor"]
-    old = users.session_fingerprint(editor)
+    before = sessions.create(conn, editor)
     reset = users.reset_password(conn, admin, editor.id, "brand new password")
-    assert users.session_fingerprint(reset) != old
+    assert sessions.resume(conn, before) is None  # the reset ended it
     assert users.authenticate(conn, editor.email, "brand new password", "1.1.1.1")
     with pytest.raises(BadInputError, match="at least"):
         users.reset_password(conn, admin, editor.id, "short")
     with pytest.raises(BadInputError, match="current password"):
         users.change_password(conn, reset, "wrong", "whatever long one")
+    before = sessions.create(conn, editor)
     changed = users.change_password(
         conn, reset, "brand new password", "yet another password"
     )
+    assert sessions.resume(conn, before) is None
     assert users.authenticate(conn, editor.email, "yet another password", "1.1.1.1")
     assert changed.id == editor.id
 
 
-def test_login_throttled_per_email(conn: Conn, world: dict[str, Any]) -> None:
+def test_weak_passwords_are_refused_everywhere(
+    conn: Conn, world: dict[str, Any]
+) -> None:
+    admin, editor = world["admin"], world["editor"]
+    weak = {
+        "aaaaaaaaaa": "Repeats",
+        "1234567890": "common password",
+        "password12": "common password",
+        "e@own.test": "e-mail",
+        "E@Own.Test": "e-mail",
+    }
+    for password, why in weak.items():
+        with pytest.raises(BadInputError, match=why):
+            users.reset_password(conn, admin, editor.id, password)
+        with pytest.raises(BadInputError, match=why):
+            users.change_password(conn, editor, PW, password)
+    with pytest.raises(BadInputError, match="e-mail"):
+        users.register_user(
+            conn,
+            admin,
+            email="pat.lee@own.test",
+            password="pat.lee@own",
+            role="agency_editor",
+            agency_code="landsd",
+        )
+    assert users.authenticate(conn, editor.email, PW, "1.1.1.1")
+
+
+def test_back_off_rules() -> None:
+    waits = [throttle.BY_PAIR.delay(n).total_seconds() for n in range(1, 12)]
+    assert waits == [0, 0, 0, 0, 30, 60, 120, 240, 480, 900, 900]
+    assert throttle.BY_ADDRESS.delay(19).total_seconds() == 0
+    assert throttle.BY_ADDRESS.delay(20).total_seconds() == 10
+    assert throttle.BY_ADDRESS.delay(10**6).total_seconds() == 900
+
+
+def test_login_backs_off_per_email_and_address(
+    conn: Conn, world: dict[str, Any]
+) -> None:
     email = world["editor"].email
-    for _ in range(throttle.MAX_PER_EMAIL - 1):
+    for _ in range(throttle.BY_PAIR.free - 1):
         with pytest.raises(BadInputError, match="Wrong e-mail or password"):
             users.authenticate(conn, email, "wrong", "10.0.0.1")
-    with pytest.raises(throttle.TooManyAttemptsError, match="15 minutes"):
-        users.authenticate(conn, email, "wrong", "10.0.0.2")
-    # Locked: even the right password is refused, from any address.
+    with pytest.raises(throttle.TooManyAttemptsError, match="30 seconds") as exc:
+        users.authenticate(conn, email, "wrong", "10.0.0.1")
+    assert exc.value.retry_after == 30
+    # While it waits even the right password is refused from that address ...
     with pytest.raises(throttle.TooManyAttemptsError):
-        users.authenticate(conn, email, PW, "10.0.0.3")
-    # Other users are not affected.
-    assert users.authenticate(conn, world["admin"].email, PW, "10.0.0.9")
-    # When the lock runs out the right password works and clears the count.
-    conn.execute("UPDATE sdi.login_locks SET locked_until = now() - interval '1s'")
-    conn.execute("UPDATE sdi.login_failures SET at = now() - interval '16 minutes'")
+        users.authenticate(conn, email.upper(), PW, "10.0.0.1")
+    # ... but the account is not locked: its owner signs in from elsewhere.
+    assert users.authenticate(conn, email, PW, "10.0.0.2").email == email
+    # Each further failure doubles the wait.
+    conn.execute("UPDATE sdi.login_backoff SET blocked_until = now()")
+    with pytest.raises(throttle.TooManyAttemptsError) as exc:
+        users.authenticate(conn, email, "wrong", "10.0.0.1")
+    assert exc.value.retry_after == 60
+    # When the wait is over the right password works and forgets the pair.
+    conn.execute("UPDATE sdi.login_backoff SET blocked_until = now()")
     assert users.authenticate(conn, email, PW, "10.0.0.1").email == email
+    left = conn.execute("SELECT subject FROM sdi.login_backoff").fetchall()
+    assert left == [("ip:10.0.0.1",)]
     actions = [e.action for e in audit.list_audit(conn, object_id=email)]
-    assert actions.count("login_failed") == throttle.MAX_PER_EMAIL
+    assert actions.count("login_failed") == throttle.BY_PAIR.free + 1
     assert actions[0] == "login"
 
 
-def test_login_throttled_per_address(conn: Conn, world: dict[str, Any]) -> None:
-    for i in range(throttle.MAX_PER_IP):
+def test_login_backs_off_per_address(conn: Conn, world: dict[str, Any]) -> None:
+    for i in range(throttle.BY_ADDRESS.free):
         with pytest.raises((BadInputError, throttle.TooManyAttemptsError)):
             users.authenticate(conn, f"nobody{i}@x.test", "wrong", "10.9.9.9")
     with pytest.raises(throttle.TooManyAttemptsError):

@@ -54,7 +54,7 @@ from sdi.admin.db import pool
 from sdi.admin.errors import UnauthorizedError
 from sdi.errors import BadInputError
 from sdi.registry.models import User
-from sdi.registry.tokens import authenticate_token
+from sdi.registry.tokens import ApiToken, authenticate
 
 __all__ = [
     "ENDPOINTS",
@@ -62,6 +62,7 @@ __all__ = [
     "api_route",
     "bp",
     "connection",
+    "current_token",
     "current_user",
     "dump",
     "json_body",
@@ -113,6 +114,12 @@ def current_user() -> User:
     return user
 
 
+def current_token() -> ApiToken:
+    """The token the request was made with (inside token routes)."""
+    token: ApiToken = g.token
+    return token
+
+
 def _bearer_token() -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
@@ -127,20 +134,21 @@ def _bearer_token() -> str:
 def token_required[V: Callable[..., Any]](view: V) -> V:
     """Refuse (401) unless ``Authorization: Bearer <token>`` names an active user.
 
-    Puts the registry :class:`User` in ``flask.g.user``.
+    Puts the registry :class:`User` in ``flask.g.user`` and the token's record
+    in ``flask.g.token``.
     """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token = _bearer_token()
         with connection() as conn:
-            user = authenticate_token(conn, token)
-        if user is None:
+            found = authenticate(conn, token)
+        if found is None:
             raise UnauthorizedError(
                 "The API token is unknown, expired or revoked, or its user is "
                 "deactivated."
             )
-        g.user = user
+        g.token, g.user = found
         return view(*args, **kwargs)
 
     return cast(V, wrapper)

@@ -1,4 +1,4 @@
-"""JSON endpoints for accounts: me, tokens, agencies, users, licences, keys, audit.
+"""JSON endpoints for accounts: agencies, users, licences, keys, audit.
 
 Each calls the same registry function as the matching admin page; the registry
 checks permissions with ``sdi.registry.permissions``.
@@ -21,15 +21,13 @@ from sdi.admin.api import (
     query_int,
 )
 from sdi.errors import BadInputError
-from sdi.registry import apikeys, audit, tokens, users
+from sdi.registry import apikeys, audit, users
 from sdi.registry.models import ROLES, ApiKey
-from sdi.registry.tokens import ApiToken
 
 __all__ = [
     "AGENCY_SCHEMA",
     "KEY_SCHEMA",
     "LICENCE_SCHEMA",
-    "TOKEN_SCHEMA",
     "USER_SCHEMA",
 ]
 
@@ -54,24 +52,6 @@ USER_SCHEMA: dict[str, Any] = {
         "role": {"type": "string", "enum": list(ROLES)},
         "active": {"type": "boolean"},
         "created_at": _TIME,
-    },
-}
-TOKEN_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "id": {"type": "integer"},
-        "user_id": {"type": "integer"},
-        "name": {"type": "string"},
-        "prefix": {"type": "string"},
-        "created_at": _TIME,
-        "expires_at": _NULLABLE_TIME,
-        "revoked_at": _NULLABLE_TIME,
-        "last_used_at": _NULLABLE_TIME,
-        "status": _STATUS,
-        "token": {
-            "type": "string",
-            "description": "The token itself: only in the answer that created it.",
-        },
     },
 }
 AGENCY_SCHEMA: dict[str, Any] = {
@@ -135,12 +115,6 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": 100}
 _TEXT = {"type": "string", "maxLength": 300}
 _LAYER_SLUGS = {"type": "array", "items": {"type": "string"}, "maxItems": 1000}
 
-TOKEN_CREATE = {
-    "type": "object",
-    "required": ["name"],
-    "additionalProperties": False,
-    "properties": {"name": _NAME, "expires_at": _NULLABLE_TIME},
-}
 AGENCY_FIELDS = {
     "name_en": {"type": "string", "minLength": 1, "maxLength": 200},
     "name_zh": {"type": "string", "maxLength": 200},
@@ -248,10 +222,6 @@ def _created(body: dict[str, Any]) -> tuple[Response, int]:
     return jsonify(body), 201
 
 
-def _token_json(record: ApiToken, /, **extra: Any) -> dict[str, Any]:
-    return dump(record, status=record.status(), **extra)
-
-
 def _key_json(conn: Any, record: ApiKey, /, **extra: Any) -> dict[str, Any]:
     layers = [layer.slug for layer in apikeys.key_layers(conn, record.id)]
     return dump(record, status=apikeys.key_status(record), layers=layers, **extra)
@@ -260,64 +230,6 @@ def _key_json(conn: Any, record: ApiKey, /, **extra: Any) -> dict[str, Any]:
 def _time(data: dict[str, Any], name: str) -> Any:
     value = data.get(name)
     return parse_datetime(value, f"Field '{name}'") if value else None
-
-
-# ------------------------------------------------------------------ me, tokens
-
-
-@api_route(
-    "/me",
-    summary="The user the token acts as",
-    responses={200: ("The user", USER_SCHEMA)},
-)
-def me() -> Response:
-    """The account the bearer token belongs to."""
-    return jsonify(dump(current_user()))
-
-
-@api_route(
-    "/tokens",
-    summary="Your personal API tokens",
-    responses={200: ("Your tokens, newest first", _list_of(TOKEN_SCHEMA))},
-)
-def list_tokens() -> Response:
-    """Your own tokens (never the tokens themselves, which are not stored)."""
-    with connection() as conn:
-        found = tokens.list_tokens(conn, current_user())
-    return jsonify([_token_json(t) for t in found])
-
-
-@api_route(
-    "/tokens",
-    ["POST"],
-    summary="Create a personal API token",
-    request_schema=TOKEN_CREATE,
-    responses={201: ("The token; 'token' is shown only this once", TOKEN_SCHEMA)},
-)
-def create_token() -> tuple[Response, int]:
-    """A new token acting as you; the answer holds the token, shown once."""
-    data = json_body(TOKEN_CREATE)
-    with connection() as conn:
-        record, token = tokens.create_token(
-            conn, current_user(), data["name"], expires_at=_time(data, "expires_at")
-        )
-    return _created(_token_json(record, token=token))
-
-
-@api_route(
-    "/tokens/<int:token_id>/revoke",
-    ["POST"],
-    summary="Revoke one of your tokens",
-    responses={
-        200: ("The revoked token", TOKEN_SCHEMA),
-        404: "No such token of yours.",
-    },
-)
-def revoke_token(token_id: int) -> Response:
-    """Revoke one of your own tokens (it may be the one you are using)."""
-    with connection() as conn:
-        token = tokens.revoke_token(conn, current_user(), token_id)
-    return jsonify(_token_json(token))
 
 
 # ------------------------------------------------------------------ agencies
@@ -472,7 +384,8 @@ def get_user(user_id: int) -> Response:
     },
 )
 def update_user(user_id: int) -> Response:
-    """Set ``active`` false to deactivate (their sessions and tokens stop working)."""
+    """Set ``active`` false to deactivate: their sessions end and their tokens are
+    revoked. A new role ends their sessions."""
     data = json_body(USER_UPDATE)
     with connection() as conn:
         user = users.update_user(conn, current_user(), user_id, **data)
@@ -487,7 +400,9 @@ def update_user(user_id: int) -> Response:
     responses={200: ("The user", USER_SCHEMA), 404: "No such user of yours."},
 )
 def reset_password(user_id: int) -> Response:
-    """Set a new password (at least 10 characters) for a user you manage."""
+    """Set a new password for a user you manage (at least 10 characters and hard
+    to guess; the answer says why one is refused). Ends the user's sessions and
+    revokes their API tokens."""
     data = json_body(PASSWORD_SET)
     with connection() as conn:
         user = users.reset_password(conn, current_user(), user_id, data["password"])
