@@ -25,6 +25,7 @@ from sdi.publish.resources import (
     _keywords,
     _links,
     attribution,
+    gone_versions,
     published_records,
 )
 from sdi.settings import Settings
@@ -88,6 +89,23 @@ def _raster_links(
     ]
 
 
+def _served_versions(
+    record: LayerRecord, settings: Settings
+) -> dict[str, dict[str, Any]]:
+    """``{number: {data, raster, created}}`` of versions 1..published served."""
+    served: dict[str, dict[str, Any]] = {}
+    for version in record.versions or (record.version,):
+        raster = version.schema.get("raster")
+        if not isinstance(raster, dict) or not raster.get("file"):
+            continue
+        served[str(version.number)] = {
+            "data": str((settings.raster_dir / str(raster["file"])).resolve()),
+            "raster": raster,
+            "created": version.created_at.isoformat(),
+        }
+    return served
+
+
 def raster_resource(
     record: LayerRecord, settings: Settings, raster: dict[str, Any]
 ) -> dict[str, Any]:
@@ -105,6 +123,9 @@ def raster_resource(
             "version": version.number,
             "max_cells": settings.max_coverage_cells,
             "raster": raster,
+            # ?version=N (sdi.api.versions): each served version's COG and grid.
+            "versions": _served_versions(record, settings),
+            **gone_versions(record),
         },
     }
     return {

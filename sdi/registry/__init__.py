@@ -46,6 +46,7 @@ from sdi.registry.versions import (
     latest_version_number,
     list_versions,
 )
+from sdi.registry.withdrawal import Withdrawal, withdraw_version
 
 __all__ = [
     "Agency",
@@ -57,6 +58,7 @@ __all__ = [
     "Licence",
     "User",
     "Version",
+    "Withdrawal",
     "apikeys",
     "audit",
     "bump_generation",
@@ -86,4 +88,5 @@ __all__ = [
     "update_layer",
     "update_licence",
     "users",
+    "withdraw_version",
 ]
