@@ -40,7 +40,7 @@ __all__ = [
 
 #: Link relation of the published version in a 410 (RFC 5829).
 LATEST_REL = "latest-version"
-_INTEGER = re.compile(r"^[0-9]{1,9}$")
+_INTEGER = re.compile(r"^-?[0-9]{1,9}$")
 #: Parameters that pin a request to a version or a page of one: dropped from
 #: the link to the published version.
 _PINNED = frozenset({"version", "offset", "after", "from", "to"})
