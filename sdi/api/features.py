@@ -1119,7 +1119,9 @@ def _missing(layer: VectorLayer, table: LayerTable, fid: int, explicit: bool) ->
     if rows:
         first, end = int(rows[0][0]), rows[0][1]
         last = layer.version if end is None else min(int(end) - 1, layer.version)
-        if first <= last:
+        held = [n for n in layer.versions if first <= n <= last]  # withdrawn: gaps
+        if held:
+            first, last = held[0], held[-1]
             span = f"version {first}" if first == last else f"versions {first}-{last}"
             message += f" It is in {span}: add ?version={last}."
     return message

@@ -210,6 +210,18 @@ _SCALING = [
     ),
     _query("scale-axes", "A factor per axis, e.g. E(2),N(2).", {"type": "string"}),
 ]
+_VERSION = _query(
+    "version",
+    "The version of the layer (default: the published one); an explicit "
+    "version's responses never change. Withdrawn versions answer 410.",
+    {"type": "integer", "minimum": 1},
+)
+_GONE = {
+    "410": {
+        "description": "The version was withdrawn, or rolled back below "
+        "(OGC exception JSON with the reason and a latest-version link)."
+    }
+}
 _JSON_200 = {
     "200": {"description": "OK", "content": {"application/json": {}}},
     "404": {"description": "No such collection, or it is not a raster."},
@@ -231,8 +243,11 @@ def add_raster_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
         coverage = paths.get(f"{base}/coverage", {}).get("get")
         if coverage is not None:
             coverage["parameters"] = [
-                p for p in coverage.get("parameters", []) if p not in _SCALING
-            ] + copy.deepcopy(_SCALING)
+                p
+                for p in coverage.get("parameters", [])
+                if p not in _SCALING and p != _VERSION
+            ] + copy.deepcopy([*_SCALING, _VERSION])
+            coverage.setdefault("responses", {}).update(copy.deepcopy(_GONE))
         tms = _path_param("tileMatrixSetId", "Tile matrix set: WebMercatorQuad.")
         get = {"tags": [slug], "responses": copy.deepcopy(_JSON_200)}
         paths[f"{base}/coverage/domainset"] = {
@@ -262,12 +277,14 @@ def add_raster_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
                     _path_param("tileMatrix", "Zoom level, 0 to 24."),
                     _path_param("tileRow", "Row, from the top."),
                     _path_param("tileCol", "Column, from the left."),
+                    copy.deepcopy(_VERSION),
                 ],
                 "responses": {
                     "200": {"description": "The tile", "content": {"image/png": {}}},
                     "204": {"description": "The tile holds no data."},
                     "304": {"description": "Not modified (If-None-Match)."},
                     "404": {"description": "No such tile or collection."},
+                    **copy.deepcopy(_GONE),
                 },
             }
         }  # fmt: skip
