@@ -64,9 +64,9 @@ def confirm(slug: str, number: int) -> str | Response | tuple[str, int]:
                 )
             if done.carried_into is not None:
                 message += (
-                    f" {done.carried:,} of its features are still in version "
-                    f"{done.carried_into}; withdraw that one too if it holds "
-                    "the same bad data."
+                    f" {done.carried:,} of the features it added or changed are "
+                    f"still in version {done.carried_into}; withdraw that one too "
+                    "if it holds the same bad data."
                 )
             flash(message, "success")
             return redirect(url_for("layers.detail", slug=slug))

@@ -300,8 +300,8 @@ def withdraw(
             following, carried = carried_forward(conn, layer, number)
             if not yes:
                 note = (
-                    f" {carried:,} of its features are unchanged in version "
-                    f"{following} and stay."
+                    f" {carried:,} of the features it added or changed are "
+                    f"unchanged in version {following} and stay."
                     if following and carried
                     else ""
                 )
@@ -326,7 +326,7 @@ def withdraw(
     )
     if result["carried_forward"]:
         click.echo(
-            f"{done.carried} of its features are still in version "
-            f"{done.carried_into} (unchanged there): withdraw it too if it holds "
-            "the same bad data."
+            f"{done.carried} of the features it added or changed are still in "
+            f"version {done.carried_into} (unchanged there): withdraw it too if "
+            "it holds the same bad data."
         )

@@ -73,7 +73,8 @@ class Withdrawal:
     #: version's features become the current ones again).
     rows_reopened: int
     #: The next served version after the withdrawn one, and how many of the
-    #: withdrawn version's features it holds unchanged (kept: they are its data).
+    #: features the withdrawn version added or changed it holds unchanged
+    #: (kept: they are its data too).
     carried_into: int | None
     carried: int
     published_before: int | None
@@ -127,7 +128,9 @@ def _kept_before(versions: list[Version], number: int) -> int | None:
 def carried_forward(
     conn: Connection[Any], layer: Layer, number: int
 ) -> tuple[int | None, int]:
-    """The next served version after ``number`` and how many features it shares.
+    """The next served version after ``number``, and how many of the feature
+    states ``number`` brought (added or changed since the served version
+    before it) that version still holds unchanged.
 
     Those features are that version's data as much as ``number``'s: withdrawing
     ``number`` keeps them. The confirmation page says so before anything is done.
@@ -137,12 +140,13 @@ def carried_forward(
     if following is None or layer.kind != "vector" or not _has_table(conn, layer.slug):
         return following, 0
     latest = max(v.number for v in versions)
+    before = _kept_before(versions, number) or 0
     row = conn.execute(
         sql.SQL(
-            "SELECT count(*) FROM {} WHERE _sdi_from <= %s"
+            "SELECT count(*) FROM {} WHERE _sdi_from > %s AND _sdi_from <= %s"
             " AND coalesce(_sdi_to, %s) > %s"
         ).format(_table(layer.slug)),
-        (number, latest + 1, following),
+        (before, number, latest + 1, following),
     ).fetchone()
     return following, int(row[0]) if row else 0
 

@@ -39,9 +39,9 @@ WITHDRAWAL_SCHEMA: dict[str, Any] = {
         "carried_forward": {
             "type": "object",
             "nullable": True,
-            "description": "Features of the version that a later version holds "
-            "unchanged: kept, as that version's data (withdraw it too if it "
-            "holds the same bad data).",
+            "description": "Features the version added or changed that the "
+            "next version holds unchanged: kept, as that version's data "
+            "(withdraw it too if it holds the same bad data).",
             "properties": {
                 "version": {"type": "integer"},
                 "features": {"type": "integer"},
