@@ -227,6 +227,14 @@ def test_withdrawn_version_is_gone_everywhere_purged_and_audited(
     assert api.status_code == 410, api.text
     assert api.json()["error"]["code"] == "Gone"
     assert "HKID numbers" in api.json()["error"]["message"]
+    listed = requests.get(
+        f"{served}/api/layers/{SLUG}/versions",
+        headers={"Authorization": f"Bearer {token_for(people.editor)}"},
+        timeout=30,
+    ).json()
+    gone = next(v for v in listed if v["number"] == 2)
+    assert gone["withdrawn"]["reason"] == REASON and list(gone["links"]) == ["self"]
+    assert next(v for v in listed if v["number"] == 1)["withdrawn"] is None
     detail = session.get(f"{served}/layers/{SLUG}", timeout=30).text
     assert "withdrawn" in detail and "HKID numbers" in detail
 
