@@ -12,6 +12,7 @@ __all__ = [
     "BadInputError",
     "ConflictError",
     "ForbiddenError",
+    "GoneError",
     "IngestError",
     "NotFoundError",
     "SdiError",
@@ -79,3 +80,10 @@ class ConflictError(SdiError):
 
     status = 409
     code = "Conflict"
+
+
+class GoneError(SdiError):
+    """The thing existed and was taken down on purpose (a withdrawn version)."""
+
+    status = 410
+    code = "Gone"

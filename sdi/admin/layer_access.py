@@ -14,7 +14,7 @@ from flask import current_app
 from psycopg import Connection
 
 from sdi import registry
-from sdi.errors import BadInputError, NotFoundError
+from sdi.errors import BadInputError, GoneError, NotFoundError
 from sdi.jobs import Job, get_job
 from sdi.registry import permissions, users
 from sdi.registry.models import Agency, Layer, User, Version
@@ -67,10 +67,23 @@ def load_version(
     slug: str,
     number: int,
     action: Action = Action.VIEW_LAYER,
+    *,
+    withdrawn_ok: bool = False,
 ) -> tuple[Layer, Version]:
-    """A layer and one of its versions, permission-checked like :func:`load_layer`."""
+    """A layer and one of its versions, permission-checked like :func:`load_layer`.
+
+    A withdrawn version's data is gone: GoneError (410, with the reason)
+    unless ``withdrawn_ok`` (its record alone is wanted).
+    """
     layer = load_layer(conn, user, slug, action)
-    return layer, registry.get_version(conn, layer.id, number)
+    version = registry.get_version(conn, layer.id, number)
+    if version.withdrawn and not withdrawn_ok:
+        day = version.withdrawn_at.date().isoformat() if version.withdrawn_at else ""
+        raise GoneError(
+            f"Version {number} of {slug!r} was withdrawn on {day}: "
+            f"{(version.withdrawn_reason or '').rstrip('.')}. Its data was deleted."
+        )
+    return layer, version
 
 
 def load_job(conn: Connection[Any], user: User, job_id: int) -> Job:

@@ -105,8 +105,9 @@ def parse_keywords(text: str | list[str] | None) -> list[str]:
 
 
 def previous_of(versions: list[Version], number: int) -> Version | None:
-    """The version before ``number`` in ``versions`` (None for the first)."""
-    earlier = [v for v in versions if v.number < number]
+    """The served version before ``number`` in ``versions`` (None for the first);
+    withdrawn versions are gaps."""
+    earlier = [v for v in versions if v.number < number and not v.withdrawn]
     return max(earlier, key=lambda v: v.number) if earlier else None
 
 
@@ -303,6 +304,9 @@ def detail(slug: str) -> str:
         can_edit=permissions.can(user, Action.EDIT_LAYER, agency_id=layer.agency_id),
         can_publish=permissions.can(
             user, Action.PUBLISH_LAYER, agency_id=layer.agency_id
+        ),
+        can_withdraw=permissions.can(
+            user, Action.WITHDRAW_VERSION, agency_id=layer.agency_id
         ),
         max_upload=config.max_upload_bytes,
         max_upload_text=human_bytes(config.max_upload_bytes),

@@ -39,7 +39,14 @@ from werkzeug.exceptions import HTTPException
 
 from sdi.api import collections as collections_
 from sdi.api import conformance as conformance_
-from sdi.api import features, l10n_scope, rasters, render_limit, vtiles
+from sdi.api import (
+    features,
+    l10n_scope,
+    rasters,
+    render_limit,
+    version_list,
+    vtiles,
+)
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -179,7 +186,7 @@ def _register_feature_routes(app: Flask) -> None:
 
     @app.get("/collections/<collection_id>/versions")
     def collection_versions(collection_id: str) -> Response:
-        return _execute(features.get_versions, collection_id)
+        return _execute(version_list.get_versions, collection_id)
 
     @app.get("/collections/<collection_id>/changes")
     def collection_changes(collection_id: str) -> Response:

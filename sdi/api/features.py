@@ -65,6 +65,12 @@ from pygeoapi.util import render_j2_template, str2bool
 from sdi.api.layers import VectorLayer, vector_layer
 from sdi.api.memo import BoundedCache
 from sdi.api.runtime import Content
+from sdi.api.versions import (
+    VersionError,
+    error_result,
+    parse_version,
+    requested_version,
+)
 from sdi.errors import BadInputError
 from sdi.providers.cql2 import filter_sql, parse_filter
 from sdi.providers.crs import OutputCrs, crs_srid, northing_first, output_crs
@@ -89,7 +95,6 @@ __all__ = [
     "get_changes",
     "get_item",
     "get_items",
-    "get_versions",
 ]
 
 LOGGER = logging.getLogger(__name__)
@@ -189,23 +194,7 @@ def _int_param(request: APIRequest, name: str, default: int) -> int:
 
 def _version(layer: VectorLayer, request: APIRequest) -> tuple[int, bool]:
     """The version asked for (default: the published one) and whether explicit."""
-    raw = request.params.get("version")
-    if raw is None or raw == "":
-        return layer.version, False
-    try:
-        number = int(raw)
-    except ValueError:
-        raise _RequestError(
-            f"version must be a version number (1 to {layer.version}), not {raw!r}."
-        ) from None
-    if number not in layer.versions:
-        raise _RequestError(
-            f"Collection {layer.slug!r} has no version {number}: versions 1 to "
-            f"{layer.version} can be queried (see /collections/{layer.slug}/versions).",
-            HTTPStatus.NOT_FOUND,
-            "NotFound",
-        )
-    return number, True
+    return requested_version(layer.rules, request.params)
 
 
 _TABLES: dict[tuple[str, str, int], LayerTable] = {}
@@ -873,6 +862,8 @@ def get_items(api: API, request: APIRequest, dataset: str) -> Result:
         return _items(api, request, dataset, layer, fmt)
     except _RequestError as exc:
         return _refuse(api, request, exc)
+    except VersionError as exc:
+        return error_result(api, request, exc)
 
 
 def _items(
@@ -1056,6 +1047,8 @@ def get_item(api: API, request: APIRequest, dataset: str, identifier: str) -> Re
         return _item(api, request, dataset, layer, fmt, identifier)
     except _RequestError as exc:
         return _refuse(api, request, exc)
+    except VersionError as exc:
+        return error_result(api, request, exc)
 
 
 def _item(
@@ -1126,7 +1119,9 @@ def _missing(layer: VectorLayer, table: LayerTable, fid: int, explicit: bool) ->
     if rows:
         first, end = int(rows[0][0]), rows[0][1]
         last = layer.version if end is None else min(int(end) - 1, layer.version)
-        if first <= last:
+        held = [n for n in layer.versions if first <= n <= last]  # withdrawn: gaps
+        if held:
+            first, last = held[0], held[-1]
             span = f"version {first}" if first == last else f"versions {first}-{last}"
             message += f" It is in {span}: add ?version={last}."
     return message
@@ -1227,86 +1222,13 @@ def _layer_or_404(api: API, dataset: str) -> VectorLayer:
     return layer
 
 
-def get_versions(api: API, request: APIRequest, dataset: str) -> Result:
-    """``/collections/{dataset}/versions``: the versions clients may query."""
-    try:
-        layer = _layer_or_404(api, dataset)
-    except _RequestError as exc:
-        return _refuse(api, request, exc)
-    headers = request.get_response_headers(**api.api_headers)
-    headers["Content-Type"] = FORMAT_TYPES[F_JSON]
-    etag = _etag(layer, layer.version, False, "versions", request.locale)
-    cached = _cache_headers(headers, request, etag, False)
-    if cached is not None:
-        return cached
-    base = f"{api.get_collections_url()}/{dataset}"
-    versions = []
-    for number, entry in sorted(layer.versions.items(), reverse=True):
-        versions.append(
-            {
-                "version": number,
-                "created": entry.created or None,
-                "numberOfFeatures": entry.features,
-                "published": number == layer.version,
-                "links": [
-                    {
-                        "rel": "items",
-                        "type": GEOJSON,
-                        "title": f"Features of version {number}",
-                        "href": f"{base}/items?version={number}",
-                    },
-                    {
-                        "rel": "changes",
-                        "type": GEOJSON,
-                        "title": f"Changes from version {number - 1} to {number}",
-                        "href": f"{base}/changes?from={number - 1}&to={number}",
-                    },
-                ],
-            }
-        )
-    body = {
-        "collection": dataset,
-        "title": l10n.translate(layer.title, request.locale),
-        "publishedVersion": layer.version,
-        "versions": versions,
-        "links": [
-            {
-                "rel": "self",
-                "type": FORMAT_TYPES[F_JSON],
-                "title": "This document as JSON",
-                "href": f"{base}/versions",
-            },
-            {
-                "rel": "collection",
-                "type": FORMAT_TYPES[F_JSON],
-                "title": l10n.translate(layer.title, request.locale),
-                "href": base,
-            },
-            *layer.licence_links,
-        ],
-    }
-    return headers, HTTPStatus.OK, _dumps(body)
-
-
 def _change_version(
     layer: VectorLayer, request: APIRequest, name: str, default: int
 ) -> int:
     raw = request.params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        number = int(raw)
-    except ValueError:
-        raise _RequestError(f"{name} must be a version number, not {raw!r}.") from None
-    if number != 0 and number not in layer.versions:
-        raise _RequestError(
-            f"Collection {layer.slug!r} has no version {number}: versions 1 to "
-            f"{layer.version} can be compared (0 is the empty layer before "
-            "version 1).",
-            HTTPStatus.NOT_FOUND,
-            "NotFound",
-        )
-    return number
+    return parse_version(layer.rules, raw, name=name, zero=True)
 
 
 def get_changes(api: API, request: APIRequest, dataset: str) -> Result:
@@ -1316,12 +1238,16 @@ def get_changes(api: API, request: APIRequest, dataset: str) -> Result:
         return _changes(api, request, dataset, layer)
     except _RequestError as exc:
         return _refuse(api, request, exc)
+    except VersionError as exc:
+        return error_result(api, request, exc, html=False)
 
 
 def _changes(api: API, request: APIRequest, dataset: str, layer: VectorLayer) -> Result:
     explicit = bool(request.params.get("to"))
     new_v = _change_version(layer, request, "to", layer.version)
-    old_v = _change_version(layer, request, "from", new_v - 1)
+    # By default the served version before ``to`` (withdrawn ones are gaps).
+    before = max((n for n in layer.versions if n < new_v), default=0)
+    old_v = _change_version(layer, request, "from", before)
     output, crs_uri = _output_crs(layer, request)
     offset = _int_param(request, "offset", 0)
     limit = _limit(api, layer, request)

@@ -17,6 +17,7 @@ from typing import Any
 
 from pygeoapi.api import API
 
+from sdi.api.versions import VersionRules
 from sdi.providers.crs import CRS84
 from sdi.publish.resources import PROVIDER_NAME
 
@@ -57,6 +58,8 @@ class VectorLayer:
     #: Changes whenever anything the collection's responses depend on changes
     #: (version, attributes, licence links): part of every ETag.
     revision: str
+    #: Which versions ``version=`` serves, which are gone (410), for all routes.
+    rules: VersionRules
     resource: dict[str, Any] = field(repr=False, compare=False)
 
     @property
@@ -121,6 +124,7 @@ def _parse(slug: str, resource: dict[str, Any]) -> VectorLayer | None:
         links=tuple(dict(link) for link in resource.get("links") or ()),
         title=resource.get("title"),
         revision=digest,
+        rules=VersionRules.from_config(slug, version, versions, data),
         resource=resource,
     )
 

@@ -37,7 +37,10 @@ from pygeoapi.provider import get_provider_by_type
 from pygeoapi.provider.base import ProviderGenericError, ProviderTypeError
 from pygeoapi.util import render_j2_template, to_json
 
+from sdi.api.features import IMMUTABLE
+from sdi.api.raster_versions import definition_for
 from sdi.api.render_limit import RenderBusyError, SlotHolder, render_limiter
+from sdi.api.versions import VersionError, error_result
 from sdi.providers.coverage import (
     GEOTIFF_MEDIA_TYPE,
     CogCoverageProvider,
@@ -164,6 +167,10 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
             )
             return result
         return _not_found(api, request, dataset, "coverage")
+    try:
+        definition, explicit = definition_for(dataset, definition, request.params)
+    except VersionError as err:
+        return error_result(api, request, err)
     fmt = _requested_format(request)
     if fmt is None:
         return _error(
@@ -208,6 +215,8 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
         if isinstance(data, bytes):  # a streamed body keeps its slot
             slot.release()
     headers = request.get_response_headers(**api.api_headers)
+    if explicit:
+        headers["Cache-Control"] = IMMUTABLE
     if fmt == "GTiff":
         headers["Content-Type"] = GEOTIFF_MEDIA_TYPE
         headers["Content-Disposition"] = f'inline; filename="{provider.filename}.tif"'
@@ -455,12 +464,17 @@ def get_map_tile(
     if matrix_set != WEB_MERCATOR_QUAD:
         return _not_found(api, request, dataset, f"map tiles in {matrix_set!r}")
     try:
+        definition, explicit = definition_for(dataset, definition, request.params)
         info = _raster_info(definition)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
     except ProviderGenericError as err:
         return _provider_error(api, request, err)
     headers = request.get_response_headers(**api.api_headers)
     headers.pop("Content-Language", None)
-    headers["Cache-Control"] = f"public, max-age={TILE_CACHE_SECONDS}"
+    headers["Cache-Control"] = (
+        IMMUTABLE if explicit else f"public, max-age={TILE_CACHE_SECONDS}"
+    )
     etag = _etag(info, z, y, x)
     headers["ETag"] = etag
     if etag in (request.headers.get("If-None-Match") or ""):

@@ -45,6 +45,7 @@ from pygeoapi.util import to_json
 
 from sdi.api.layers import VectorLayer, vector_layer
 from sdi.api.rasters import TILE_CACHE_SECONDS
+from sdi.api.versions import VersionError, error_result, requested_version
 from sdi.providers.mvt import (
     BUFFER,
     EXACT_ZOOM,
@@ -150,25 +151,7 @@ def _check_matrix_set(dataset: str, matrix_set: str) -> None:
 
 def _version(layer: VectorLayer, request: APIRequest) -> tuple[int, bool]:
     """The version asked for (default: the published one) and whether it was."""
-    raw = request.params.get("version")
-    if raw is None or raw == "":
-        return layer.version, False
-    text = str(raw).strip()
-    if not _INTEGER.match(text):
-        raise _RequestError(
-            HTTPStatus.BAD_REQUEST,
-            "InvalidParameterValue",
-            f"version must be a version number (1 to {layer.version}), not {text!r}.",
-        )
-    number = int(text)
-    if number not in layer.versions:
-        raise _RequestError(
-            HTTPStatus.NOT_FOUND,
-            "NotFound",
-            f"Collection {layer.slug!r} has no version {number}; versions "
-            f"1 to {layer.version} can be queried.",
-        )
-    return number, True
+    return requested_version(layer.rules, request.params)
 
 
 def _default_properties(layer: VectorLayer, version: int) -> tuple[str, ...]:
@@ -377,6 +360,8 @@ def get_vector_tilesets(api: API, request: APIRequest, dataset: str) -> Result:
         version, explicit = _version(layer, request)
     except _RequestError as err:
         return _error(api, request, err.status, err.code, err.message)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
     shown = version if explicit else None
     collection = f"{api.get_collections_url()}/{dataset}"
     body = {
@@ -411,6 +396,8 @@ def get_vector_tileset(
         geometry = _geometry_type(api, layer, version)
     except _RequestError as err:
         return _error(api, request, err.status, err.code, err.message)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
     except ProviderGenericError as err:
         return _error(
             api, request, err.http_status_code, err.ogc_exception_code, err.message
@@ -567,6 +554,8 @@ def get_vector_tile(
         properties = _properties(layer, version, request)
     except _RequestError as err:
         return _error(api, request, err.status, err.code, err.message)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
     headers = request.get_response_headers(**api.api_headers)
     headers.pop("Content-Language", None)
     headers.pop("Content-Type", None)

@@ -12,13 +12,14 @@ from rich.table import Table
 
 from sdi import registry
 from sdi.cli.context import connect
-from sdi.errors import NotFoundError
+from sdi.errors import NotFoundError, SdiError
 from sdi.ingest.dispatch import ingest_upload
 from sdi.ingest.raster import is_raster_file
 from sdi.publish import write_collections
-from sdi.publish.actions import publish_layer, unpublish_layer
+from sdi.publish.actions import publish_layer, unpublish_layer, withdraw_version
 from sdi.publish.actions import rollback as rollback_layer
 from sdi.registry.models import Version
+from sdi.registry.withdrawal import carried_forward
 from sdi.settings import Settings
 
 __all__ = ["ingest", "layers", "publish", "rollback", "unpublish", "versions"]
@@ -201,10 +202,13 @@ def unpublish(settings: Settings, slug: str) -> None:
     click.echo(f"unpublished {slug}")
 
 
-@click.command()
-@click.pass_obj
-def layers(settings: Settings) -> None:
-    """List the registered layers."""
+@click.group(invoke_without_command=True)
+@click.pass_context
+def layers(ctx: click.Context) -> None:
+    """List the registered layers (``sdi layers withdraw`` takes a version down)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: Settings = ctx.obj
     with connect(settings) as conn:
         table = Table("layer", "agency", "title", "licence", "visibility", "published")
         agencies = {a.id: a.code for a in registry.list_agencies(conn)}
@@ -249,6 +253,80 @@ def versions(settings: Settings, slug: str) -> None:
                 str(v.diff.get("changed")),
                 str(v.diff.get("removed")),
                 str(v.report.get("repaired", 0)),
-                "*" if v.number == layer.published_version else "",
+                "withdrawn"
+                if v.withdrawn
+                else ("*" if v.number == layer.published_version else ""),
             )
     _stdout().print(table)
+
+
+@layers.command()
+@click.argument("slug")
+@click.argument("number", metavar="VERSION", type=click.IntRange(min=1))
+@click.option(
+    "--reason",
+    required=True,
+    help="Why (kept in the audit log, shown in every 410 answer for the version).",
+)
+@click.option(
+    "--by",
+    "email",
+    help="Platform admin's e-mail to record (checked); default: the operator.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def withdraw(
+    settings: Settings,
+    slug: str,
+    number: int,
+    reason: str,
+    email: str | None,
+    yes: bool,
+) -> None:
+    """Take VERSION of a layer down: delete its data, serve 410 Gone for it.
+
+    For a version published in error (personal data, a wrong file). Its
+    features (or raster file) are deleted, the API answers 410 with the
+    reason for it; if it was published, the layer falls back to the newest
+    earlier version. Features that a later version holds unchanged stay (they
+    are that version's data too): the output says how many.
+    """
+    with connect(settings) as conn:
+        try:
+            by = registry.get_user_by_email(conn, email) if email else None
+            if email and by is None:
+                raise NotFoundError(f"No user {email!r}.")
+            layer = registry.get_layer(conn, slug)
+            following, carried = carried_forward(conn, layer, number)
+            if not yes:
+                note = (
+                    f" {carried:,} of the features it added or changed are "
+                    f"unchanged in version {following} and stay."
+                    if following and carried
+                    else ""
+                )
+                click.confirm(
+                    f"Withdraw version {number} of {slug} and delete its data?{note}",
+                    abort=True,
+                )
+            done = withdraw_version(
+                conn, settings, slug, number, reason, by=by, actor="cli"
+            )
+        except SdiError as exc:
+            raise click.ClickException(exc.message) from None
+    result = done.to_json()
+    click.echo(
+        f"withdrew {slug} version {number}: {done.rows_deleted} rows deleted"
+        + (
+            f"; published version {done.published_before} -> "
+            f"{done.published_after or 'unpublished'}"
+            if done.published_after != done.published_before
+            else ""
+        )
+    )
+    if result["carried_forward"]:
+        click.echo(
+            f"{done.carried} of the features it added or changed are still in "
+            f"version {done.carried_into} (unchanged there): withdraw it too if "
+            "it holds the same bad data."
+        )

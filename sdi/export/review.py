@@ -31,6 +31,7 @@ HISTORY_ACTIONS = (
     "publish",
     "rollback",
     "unpublish",
+    "withdraw",
 )
 
 
@@ -105,6 +106,14 @@ def version_summary(
         "empty_geometries": int(version.report.get("empty", 0)),
         "warnings": list(version.report.get("warnings", [])),
         "note": version.note,
+        "withdrawn": (
+            {
+                "at": version.withdrawn_at.isoformat(),
+                "reason": version.withdrawn_reason,
+            }
+            if version.withdrawn_at
+            else None
+        ),
     }
 
 

@@ -18,10 +18,17 @@ from psycopg import Connection
 from sdi import registry
 from sdi.errors import BadInputError, NotFoundError
 from sdi.publish.files import write_collections
-from sdi.registry.models import Layer
+from sdi.registry.models import Layer, User
+from sdi.registry.withdrawal import Withdrawal
 from sdi.settings import Settings
 
-__all__ = ["previous_version", "publish_layer", "rollback", "unpublish_layer"]
+__all__ = [
+    "previous_version",
+    "publish_layer",
+    "rollback",
+    "unpublish_layer",
+    "withdraw_version",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -62,7 +69,7 @@ def previous_version(conn: Connection[Any], layer: Layer) -> int:
     earlier = [
         v.number
         for v in registry.list_versions(conn, layer.id)
-        if v.number < layer.published_version
+        if v.number < layer.published_version and not v.withdrawn
     ]
     if not earlier:
         raise BadInputError(
@@ -109,3 +116,37 @@ def unpublish_layer(
     layer = registry.unpublish(conn, slug, actor=actor, user_id=user_id)
     _write_files(conn, settings)
     return layer
+
+
+def withdraw_version(
+    conn: Connection[Any],
+    settings: Settings,
+    slug: str,
+    number: int,
+    reason: str,
+    *,
+    by: User | None,
+    actor: str = "cli",
+) -> Withdrawal:
+    """Take a version down everywhere (:func:`sdi.registry.withdraw_version`).
+
+    After the registry change commits (rows purged, the layer published at
+    its newest earlier served version if this one was published, generation
+    moved), a raster version's COG is deleted and ``collections/`` rewritten.
+    """
+    done = registry.withdraw_version(conn, slug, number, reason, by=by, actor=actor)
+    raster = done.version.schema.get("raster")
+    if isinstance(raster, dict) and isinstance(raster.get("file"), str):
+        path = settings.raster_dir / raster["file"]
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            LOGGER.error(
+                "%s v%d is withdrawn but %s could not be deleted (%s): delete it",
+                slug,
+                number,
+                path,
+                exc,
+            )
+    _write_files(conn, settings)
+    return done

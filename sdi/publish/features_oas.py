@@ -92,6 +92,10 @@ _FILTER = [
 _ERRORS = {
     "400": {"description": "Invalid parameter (OGC exception JSON)."},
     "404": {"description": "Unknown collection or version (OGC exception JSON)."},
+    "410": {
+        "description": "The version was withdrawn, or rolled back below "
+        "(OGC exception JSON with the reason and a latest-version link)."
+    },
     "500": {"description": "Server error (OGC exception JSON)."},
 }
 _NOT_MODIFIED = {"304": {"description": "Not modified (If-None-Match)."}}

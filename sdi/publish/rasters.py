@@ -25,6 +25,7 @@ from sdi.publish.resources import (
     _keywords,
     _links,
     attribution,
+    gone_versions,
     published_records,
 )
 from sdi.settings import Settings
@@ -88,6 +89,23 @@ def _raster_links(
     ]
 
 
+def _served_versions(
+    record: LayerRecord, settings: Settings
+) -> dict[str, dict[str, Any]]:
+    """``{number: {data, raster, created}}`` of versions 1..published served."""
+    served: dict[str, dict[str, Any]] = {}
+    for version in record.versions or (record.version,):
+        raster = version.schema.get("raster")
+        if not isinstance(raster, dict) or not raster.get("file"):
+            continue
+        served[str(version.number)] = {
+            "data": str((settings.raster_dir / str(raster["file"])).resolve()),
+            "raster": raster,
+            "created": version.created_at.isoformat(),
+        }
+    return served
+
+
 def raster_resource(
     record: LayerRecord, settings: Settings, raster: dict[str, Any]
 ) -> dict[str, Any]:
@@ -107,6 +125,9 @@ def raster_resource(
             "max_json_cells": settings.max_coverage_json_cells,
             "max_upsample": settings.max_coverage_upsample,
             "raster": raster,
+            # ?version=N (sdi.api.versions): each served version's COG and grid.
+            "versions": _served_versions(record, settings),
+            **gone_versions(record),
         },
     }
     return {
@@ -191,6 +212,18 @@ _SCALING = [
     ),
     _query("scale-axes", "A factor per axis, e.g. E(2),N(2).", {"type": "string"}),
 ]
+_VERSION = _query(
+    "version",
+    "The version of the layer (default: the published one); an explicit "
+    "version's responses never change. Withdrawn versions answer 410.",
+    {"type": "integer", "minimum": 1},
+)
+_GONE = {
+    "410": {
+        "description": "The version was withdrawn, or rolled back below "
+        "(OGC exception JSON with the reason and a latest-version link)."
+    }
+}
 _JSON_200 = {
     "200": {"description": "OK", "content": {"application/json": {}}},
     "404": {"description": "No such collection, or it is not a raster."},
@@ -212,8 +245,11 @@ def add_raster_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
         coverage = paths.get(f"{base}/coverage", {}).get("get")
         if coverage is not None:
             coverage["parameters"] = [
-                p for p in coverage.get("parameters", []) if p not in _SCALING
-            ] + copy.deepcopy(_SCALING)
+                p
+                for p in coverage.get("parameters", [])
+                if p not in _SCALING and p != _VERSION
+            ] + copy.deepcopy([*_SCALING, _VERSION])
+            coverage.setdefault("responses", {}).update(copy.deepcopy(_GONE))
         tms = _path_param("tileMatrixSetId", "Tile matrix set: WebMercatorQuad.")
         get = {"tags": [slug], "responses": copy.deepcopy(_JSON_200)}
         paths[f"{base}/coverage/domainset"] = {
@@ -243,12 +279,14 @@ def add_raster_paths(openapi: dict[str, Any], config: dict[str, Any]) -> None:
                     _path_param("tileMatrix", "Zoom level, 0 to 24."),
                     _path_param("tileRow", "Row, from the top."),
                     _path_param("tileCol", "Column, from the left."),
+                    copy.deepcopy(_VERSION),
                 ],
                 "responses": {
                     "200": {"description": "The tile", "content": {"image/png": {}}},
                     "204": {"description": "The tile holds no data."},
                     "304": {"description": "Not modified (If-None-Match)."},
                     "404": {"description": "No such tile or collection."},
+                    **copy.deepcopy(_GONE),
                 },
             }
         }  # fmt: skip

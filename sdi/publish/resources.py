@@ -33,6 +33,7 @@ __all__ = [
     "collection_resource",
     "crs_uri",
     "field_schema",
+    "gone_versions",
     "licence_link",
     "published_records",
     "restricted_layers",
@@ -73,8 +74,32 @@ class LayerRecord:
     licence: Licence
     columns: dict[str, str]
     srid: int
-    #: Versions 1..published, oldest first: the ones the API lets clients query.
+    #: Versions 1..published, oldest first: the ones the API lets clients query
+    #: (withdrawn ones left out).
     versions: tuple[Version, ...] = ()
+    #: Versions taken down (any number): the API answers 410 Gone with the reason.
+    withdrawn: tuple[Version, ...] = ()
+    #: Versions above the published one that were published once (before a
+    #: roll back): 410 Gone with a link to the published version, not 404.
+    retired: tuple[int, ...] = ()
+
+
+def gone_versions(record: LayerRecord) -> dict[str, Any]:
+    """The configuration's ``withdrawn`` and ``retired`` entries of a layer.
+
+    What :mod:`sdi.api.versions` needs to answer 410 rather than 404.
+    """
+    return {
+        "withdrawn": [
+            {
+                "number": v.number,
+                "withdrawn": v.withdrawn_at.isoformat() if v.withdrawn_at else "",
+                "reason": v.withdrawn_reason or "",
+            }
+            for v in record.withdrawn
+        ],
+        "retired": list(record.retired),
+    }
 
 
 def crs_uri(srid: int) -> str:
@@ -263,6 +288,7 @@ def collection_resource(record: LayerRecord, base_url: str = "") -> dict[str, An
             "srid": record.srid,
             "fields": fields,
             "versions": _version_list(record),
+            **gone_versions(record),
         },
         "id_field": ID_FIELD,
         "storage_crs": storage_crs,
@@ -307,9 +333,8 @@ def published_records(conn: Connection[Any], default_srid: int) -> list[LayerRec
         published = layer.published_version
         if published is None:
             continue
-        versions = tuple(
-            v for v in list_versions(conn, layer.id) if v.number <= published
-        )
+        every = list_versions(conn, layer.id)
+        versions = tuple(v for v in every if v.number <= published and not v.withdrawn)
         version = next((v for v in versions if v.number == published), None)
         if version is None:
             LOGGER.error(
@@ -336,6 +361,20 @@ def published_records(conn: Connection[Any], default_srid: int) -> list[LayerRec
                 columns=columns,
                 srid=srid,
                 versions=versions,
+                # Only versions the API once served: a withdrawn draft stays 404.
+                withdrawn=tuple(
+                    v
+                    for v in every
+                    if v.withdrawn
+                    and (v.number <= published or v.first_published_at is not None)
+                ),
+                retired=tuple(
+                    v.number
+                    for v in every
+                    if v.number > published
+                    and not v.withdrawn
+                    and v.first_published_at is not None
+                ),
             )
         )
     return records

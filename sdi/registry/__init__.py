@@ -54,6 +54,7 @@ from sdi.registry.versions import (
     latest_version_number,
     list_versions,
 )
+from sdi.registry.withdrawal import Withdrawal, withdraw_version
 
 __all__ = [
     "Agency",
@@ -65,6 +66,7 @@ __all__ = [
     "Licence",
     "User",
     "Version",
+    "Withdrawal",
     "apikeys",
     "audit",
     "bump_generation",
@@ -95,4 +97,5 @@ __all__ = [
     "update_layer",
     "update_licence",
     "users",
+    "withdraw_version",
 ]

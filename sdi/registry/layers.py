@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import Connection, errors
 from psycopg.rows import class_row
 
-from sdi.errors import BadInputError, ConflictError, NotFoundError
+from sdi.errors import BadInputError, ConflictError, GoneError, NotFoundError
 from sdi.registry import audit
 from sdi.registry.models import Agency, Layer
 from sdi.registry.publication import bump_generation
@@ -53,8 +53,18 @@ WHERE id = %(id)s
   AND NOT EXISTS (SELECT 1 FROM sdi.layer_versions WHERE layer_id = %(id)s)
 RETURNING *
 """
-_VERSION_EXISTS = "SELECT 1 FROM sdi.layer_versions WHERE layer_id = %s AND number = %s"
-_LATEST_VERSION = "SELECT max(number) FROM sdi.layer_versions WHERE layer_id = %s"
+_VERSION_EXISTS = """
+SELECT withdrawn_at IS NOT NULL FROM sdi.layer_versions
+WHERE layer_id = %s AND number = %s
+"""
+_LATEST_VERSION = """
+SELECT max(number) FROM sdi.layer_versions
+WHERE layer_id = %s AND withdrawn_at IS NULL
+"""
+_FIRST_PUBLISHED = """
+UPDATE sdi.layer_versions SET first_published_at = now()
+WHERE layer_id = %s AND number = %s AND first_published_at IS NULL
+"""
 _UPDATABLE = (
     "title_en",
     "title_zh",
@@ -238,8 +248,16 @@ def publish(
             version = row[0] if row else None
             if version is None:
                 raise BadInputError(f"Layer {slug!r} has no version to publish yet.")
-        elif not conn.execute(_VERSION_EXISTS, (layer.id, version)).fetchone():
-            raise NotFoundError(f"Layer {slug!r} has no version {version}.")
+        else:
+            found = conn.execute(_VERSION_EXISTS, (layer.id, version)).fetchone()
+            if found is None:
+                raise NotFoundError(f"Layer {slug!r} has no version {version}.")
+            if found[0]:
+                raise GoneError(
+                    f"Version {version} of {slug!r} was withdrawn; it cannot be "
+                    "published again."
+                )
+        conn.execute(_FIRST_PUBLISHED, (layer.id, version))
         with conn.cursor(row_factory=class_row(Layer)) as cur:
             updated = cur.execute(_SET_PUBLISHED, (version, layer.id)).fetchone()
         assert updated is not None

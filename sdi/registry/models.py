@@ -97,6 +97,17 @@ class Version:
     diff: dict[str, Any]
     report: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    #: When the version was first published; None: never.
+    first_published_at: datetime | None = None
+    #: When and why a platform admin took the version down; None: served.
+    withdrawn_at: datetime | None = None
+    withdrawn_by: int | None = None
+    withdrawn_reason: str | None = None
+
+    @property
+    def withdrawn(self) -> bool:
+        """Whether the version was taken down (its data purged, never served)."""
+        return self.withdrawn_at is not None
 
 
 @dataclass(frozen=True)

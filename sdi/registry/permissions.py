@@ -25,6 +25,7 @@ class Action(StrEnum):
     MANAGE_AGENCIES = "manage_agencies"  # create / change agencies
     MANAGE_LICENCES = "manage_licences"  # the licence list
     VIEW_AUDIT = "view_audit"  # an agency's audit log
+    WITHDRAW_VERSION = "withdraw_version"  # take a version down, purging its data
 
 
 _AGENCY_ADMIN = frozenset(
@@ -38,7 +39,9 @@ _AGENCY_ADMIN = frozenset(
     }
 )
 _AGENCY_EDITOR = frozenset({Action.VIEW_LAYER, Action.EDIT_LAYER, Action.PUBLISH_LAYER})
-_PLATFORM_ONLY = frozenset({Action.MANAGE_AGENCIES, Action.MANAGE_LICENCES})
+_PLATFORM_ONLY = frozenset(
+    {Action.MANAGE_AGENCIES, Action.MANAGE_LICENCES, Action.WITHDRAW_VERSION}
+)
 
 
 def can(user: User | None, action: Action, *, agency_id: int | None = None) -> bool:

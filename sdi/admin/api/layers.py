@@ -151,6 +151,16 @@ VERSION_SCHEMA: dict[str, Any] = {
         "empty_geometries": {"type": "integer"},
         "warnings": {"type": "array", "items": {"type": "string"}},
         "note": {"type": "string"},
+        "withdrawn": {
+            "type": "object",
+            "nullable": True,
+            "description": "When and why a platform admin took the version "
+            "down (its data is deleted).",
+            "properties": {
+                "at": {"type": "string", "format": "date-time"},
+                "reason": {"type": "string"},
+            },
+        },
         "links": {"type": "object"},
     },
 }
@@ -403,6 +413,9 @@ def _version_json(
 ) -> dict[str, Any]:
     out = version_summary(layer, version, previous, uploaded_by=by.get(version.number))
     base = {"slug": layer.slug, "number": version.number, "_external": True}
+    if version.withdrawn:
+        out["links"] = {"self": url_for("api.get_version", **base)}
+        return out
     out["links"] = {
         "self": url_for("api.get_version", **base),
         "preview": url_for("api.preview_version", **base),
@@ -425,7 +438,9 @@ def _version_json(
 def get_version(slug: str, number: int) -> Response:
     """Feature count, extent, schema and its change, diff stats, repairs."""
     with connection() as conn:
-        layer, version = load_version(conn, current_user(), slug, number)
+        layer, version = load_version(
+            conn, current_user(), slug, number, withdrawn_ok=True
+        )
         versions = registry.list_versions(conn, layer.id)
         by = uploaders(layer_history(conn, layer))
     return jsonify(_version_json(layer, version, previous_of(versions, number), by))
