@@ -128,9 +128,12 @@ def _not_found(api: API, request: APIRequest, dataset: str, what: str) -> Result
 
 
 def _provider_error(api: API, request: APIRequest, err: ProviderGenericError) -> Result:
-    return _error(
+    headers, status, content = _error(
         api, request, err.http_status_code, err.ogc_exception_code, err.message
     )
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        headers["Retry-After"] = "1"
+    return headers, status, content
 
 
 def _load(definition: dict[str, Any]) -> CogCoverageProvider:

@@ -19,6 +19,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,14 @@ def nodata_from_json(value: Any) -> float | None:
     if isinstance(value, str):
         return float(value)  # "nan", "inf"
     return float(value)
+
+
+class RasterFileMissingError(ProviderConnectionError):  # type: ignore[misc]
+    """The COG of the configured version is gone (withdrawn a moment ago):
+    503 with ``Retry-After``, never a 500."""
+
+    http_status_code = HTTPStatus.SERVICE_UNAVAILABLE
+    ogc_exception_code = "ServiceUnavailable"
 
 
 def _config_error(message: str) -> ProviderGenericError:
@@ -298,9 +307,12 @@ def open_dataset(path: Path, overview_level: int | None = None) -> DatasetReader
     try:
         stat = os.stat(path)
     except OSError as exc:
-        LOGGER.error("raster file %s is missing: %s", path, exc)
-        raise ProviderConnectionError(
-            user_msg="The raster file of this collection is missing."
+        # A withdrawn version's file is deleted as soon as the registry commits;
+        # a worker still serving the previous configuration (at most
+        # RELOAD_INTERVAL_S) asks for it: a retry reaches the new configuration.
+        LOGGER.warning("raster file %s is missing: %s", path, exc)
+        raise RasterFileMissingError(
+            user_msg="This layer has just changed; ask again in a second."
         ) from exc
     stamp = (stat.st_ino, stat.st_mtime_ns)
     cache = _cache()

@@ -60,6 +60,10 @@ def wait_coverage(server: Server, expected: tuple[int, int]) -> None:
         response = get(f"{server.url}/collections/{SLUG}/coverage", f="GTiff")
         if response.status_code == 200 and size(response) == expected:
             return
+        # A stale configuration pointing at a deleted COG is a retryable 503.
+        if response.status_code != 200:
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "1"
         assert time.monotonic() < deadline, response.text
         time.sleep(0.05)
 
@@ -180,3 +184,19 @@ def test_withdraw_a_raster_version_with_the_cli(
     wait_coverage(dem, SIZES[1])
     assert_gone(get(coverage, version=3, f="GTiff"), "rolled back to version 1")
     assert_gone(get(tile, version=3), "rolled back to version 1")
+
+
+def test_a_deleted_cog_of_the_served_version_is_503_not_500(dem: Server) -> None:
+    """What a worker still on the previous configuration sees for the moment
+    between a withdrawal's commit and its next look at the generation."""
+    (dem.settings.raster_dir / SLUG / "v2.tif").unlink()
+    tile = tile_url(dem)
+    for response in (
+        get(f"{dem.url}/collections/{SLUG}/coverage", f="GTiff"),
+        get(f"{dem.url}/collections/{SLUG}/coverage", f="json"),
+        get(tile),
+    ):
+        assert response.status_code == 503, (response.status_code, response.text)
+        assert response.headers["Retry-After"] == "1"
+        assert response.json()["code"] == "ServiceUnavailable"
+        assert "raster" not in response.json()["description"].lower()
