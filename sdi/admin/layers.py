@@ -42,7 +42,7 @@ from sdi.admin.layer_access import (
     settings,
     visible_layers,
 )
-from sdi.admin.uploads import human_bytes
+from sdi.admin.uploads import ACCEPTED_FORMATS, human_bytes
 from sdi.errors import BadInputError, ConflictError, NotFoundError
 from sdi.export import (
     FORMATS,
@@ -306,6 +306,7 @@ def detail(slug: str) -> str:
         ),
         max_upload=config.max_upload_bytes,
         max_upload_text=human_bytes(config.max_upload_bytes),
+        accepted_formats=ACCEPTED_FORMATS,
         frequencies=dict(FREQUENCIES),
     )
 

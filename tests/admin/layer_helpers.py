@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from flask.testing import FlaskClient
@@ -50,16 +51,25 @@ def upload_page(
     token: str | None = None,
     **options: str,
 ) -> TestResponse:
-    """Upload ``path`` through the layer page's form (as its script does)."""
+    """Upload ``path`` through the layer page's form.
+
+    ``as_json``: as its script does (the CSRF token in the ``X-CSRFToken``
+    header); else as a post without JavaScript (the token in the form action's
+    query string). The token is never in the body: the server does not read
+    the body before checking it.
+    """
     if token is None:
         token = csrf_token(client, "/login")
-    headers = {"X-CSRFToken": token}
+    url = f"/layers/{slug}/versions"
+    headers = {}
     if as_json:
-        headers["Accept"] = "application/json"
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
+    else:
+        url += f"?csrf_token={quote(token)}"
     with path.open("rb") as fh:
         return client.post(
-            f"/layers/{slug}/versions",
-            data={"file": (fh, path.name), "csrf_token": token, **options},
+            url,
+            data={"file": (fh, path.name), **options},
             headers=headers,
             content_type="multipart/form-data",
         )

@@ -18,6 +18,7 @@ from flask import Response, jsonify, request, url_for
 
 from sdi import registry
 from sdi.admin.api import api_route, connection, current_user, dump, json_body, validate
+from sdi.admin.bodies import accepts_upload
 from sdi.admin.jobs import job_summary
 from sdi.admin.layer_access import (
     load_job,
@@ -35,7 +36,7 @@ from sdi.admin.layers import (
     previous_of,
     send_version,
 )
-from sdi.admin.uploads import queue_upload
+from sdi.admin.uploads import ACCEPTED_FORMATS, queue_upload
 from sdi.errors import BadInputError
 from sdi.export import FORMATS, layer_history, uploaders, version_summary
 from sdi.jobs import Job, list_jobs
@@ -202,8 +203,7 @@ UPLOAD_BODY: dict[str, Any] = {
                     "file": {
                         "type": "string",
                         "format": "binary",
-                        "description": "Zipped Shapefile, GeoPackage, GeoJSON, "
-                        "CSV or zipped File Geodatabase.",
+                        "description": f"{ACCEPTED_FORMATS}.",
                     },
                     "encoding": {
                         "type": "string",
@@ -366,9 +366,12 @@ def update_layer(slug: str) -> Response:
         413: "The file is over the upload limit (SDI_MAX_UPLOAD_BYTES).",
     },
 )
+@accepts_upload
 def upload_version(slug: str) -> tuple[Response, int, dict[str, str]]:
     """Send the file as multipart field ``file``; it streams to disk and is
-    loaded by a worker. Broken or hostile zips are refused at once (400)."""
+    loaded by a worker. Broken or hostile zips are refused at once (400).
+    The only JSON API route that takes a body over SDI_MAX_FORM_BYTES, read
+    only after the token is checked."""
     with connection() as conn:
         job = queue_upload(conn, current_user(), slug)
     body = _job_json(job)
