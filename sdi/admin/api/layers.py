@@ -336,10 +336,15 @@ def get_layer(slug: str) -> Response:
     ["PATCH"],
     summary="Change a layer's metadata",
     request_schema=LAYER_UPDATE,
-    responses={200: ("The layer", LAYER_SCHEMA), 404: "No such layer (or not yours)."},
+    responses={
+        200: ("The layer", LAYER_SCHEMA),
+        403: "Changing the visibility needs an agency admin.",
+        404: "No such layer (or not yours).",
+    },
 )
 def update_layer(slug: str) -> Response:
-    """Change the given fields; others keep their value. The id cannot change."""
+    """Change the given fields; others keep their value. The id cannot change.
+    Only agency admins (and platform admins) may change ``visibility``."""
     data = json_body(LAYER_UPDATE)
     user = current_user()
     with connection() as conn:
@@ -348,9 +353,7 @@ def update_layer(slug: str) -> Response:
         if "key_column" in changes:
             check_key_column(conn, layer, changes["key_column"])
         if changes:
-            layer = registry.update_layer(
-                conn, slug, changes, actor=user.email, user_id=user.id
-            )
+            layer = registry.update_layer(conn, slug, changes, by=user)
     return jsonify(_layer_json(layer))
 
 
