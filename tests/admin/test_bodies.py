@@ -23,15 +23,14 @@ import requests
 
 from sdi.registry.models import Layer, User
 from sdi.settings import Settings
-from tests.admin.conftest import PASSWORD, Conn, People, bearer
-from tests.admin.layer_helpers import snapshot
+from tests.admin.conftest import Conn, People, bearer
+from tests.admin.layer_helpers import CSRF_FIELD, signed_in, snapshot
 from tests.ingest import files
 
 GIB = 1024**3
 STREAM = 64 * 1024**2  # sent for real, 1 MiB at a time
 BOUNDARY = "sdi-test-boundary"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
-_CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 @dataclass
@@ -142,25 +141,6 @@ def layer(people: People, make_layer: Callable[..., Layer]) -> Layer:
     return make_layer(people.agency, "landsd_places", "restricted")
 
 
-def signed_in(base: str, user: User) -> tuple[requests.Session, str]:
-    """A real HTTP session signed in as ``user``, and its CSRF token."""
-    session = requests.Session()
-    page = session.get(f"{base}/login", timeout=30).text
-    token = _CSRF.search(page)
-    assert token
-    answer = session.post(
-        f"{base}/login",
-        data={"email": user.email, "password": PASSWORD, "csrf_token": token[1]},
-        allow_redirects=False,
-        timeout=30,
-    )
-    assert answer.status_code == 302, answer.text
-    # Signing in starts a new session: its token is on every page (sign-out form).
-    fresh = _CSRF.search(session.get(f"{base}/", timeout=30).text)
-    assert fresh
-    return session, fresh[1]
-
-
 def cookie_header(session: requests.Session) -> dict[str, str]:
     """The session's cookies as a Cookie header (for :func:`raw_post`)."""
     jar = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
@@ -244,7 +224,7 @@ def test_the_page_upload_refuses_strangers_before_reading(
     assert "security token" in anonymous.body
     # A session that is not signed in, with a valid token: off to sign in.
     visitor = requests.Session()
-    token = _CSRF.search(visitor.get(f"{served}/login", timeout=30).text)
+    token = CSRF_FIELD.search(visitor.get(f"{served}/login", timeout=30).text)
     assert token
     not_signed_in = raw_post(
         served, url, headers={**cookie_header(visitor), "X-CSRFToken": token[1]}
