@@ -313,3 +313,12 @@ def test_signed_in_uploads_work_with_the_header_and_without_javascript(
     assert plain.headers["Location"].startswith("/jobs/")
     kept = sorted(p for p in (settings.upload_dir / "spool").rglob("*") if p.is_file())
     assert [p.read_bytes() for p in kept] == [source.read_bytes()] * 2
+
+
+def test_a_small_form_with_too_many_parts_is_told_so(served: str, spool: Path) -> None:
+    fields = {f"f{i}": (None, "x") for i in range(1100)}  # werkzeug allows 1000
+    answer = requests.post(f"{served}/login", files=fields, timeout=30)
+    assert answer.status_code == 413
+    assert "too many fields or files" in answer.text
+    assert "SDI_MAX_FORM_BYTES" not in answer.text
+    assert_nothing_written(spool)
