@@ -81,8 +81,8 @@ class UploadRequest(Request):
         """The route's limit (SDI_MAX_UPLOAD_BYTES or SDI_MAX_FORM_BYTES)."""
         if self._max_content_length is not None:
             return self._max_content_length
-        if not has_app_context():
-            return None
+        if not has_app_context():  # fail closed
+            return Settings.max_form_bytes
         return body_limit(current_app, self.endpoint)
 
     @max_content_length.setter
@@ -121,7 +121,7 @@ class UploadRequest(Request):
 
 @bp.record_once
 def _install_request_class(state: BlueprintSetupState) -> None:
-    # Every request of the app: the form may be parsed before any view runs.
+    # Every request of the app: each has its route's body limit.
     app = state.app
     assert isinstance(app, Flask)
     app.request_class = UploadRequest
