@@ -35,6 +35,9 @@ SETTINGS_DOC: dict[str, str] = {
     "(default ./collections).",
     "SDI_CONFIG_DIR": "Hand-written pygeoapi configuration (default ./config).",
     "SDI_MAX_UPLOAD_BYTES": "Largest accepted upload (default 2 GiB).",
+    "SDI_MAX_FORM_BYTES": "Largest request body the admin app accepts on any "
+    "route but the two upload routes; larger bodies are refused with a 413 "
+    "before they are read (default 1048576, i.e. 1 MiB).",
     "SDI_MAX_UNPACKED_BYTES": "Largest total size of a zip's contents (default 8 GiB).",
     "SDI_MAX_ZIP_MEMBERS": "Most files accepted in one zip (default 10000).",
     "SDI_MAX_ZIP_RATIO": "Largest compression ratio (unpacked size / packed size) "
@@ -92,6 +95,7 @@ class Settings:
     collections_dir: Path = Path("collections")
     config_dir: Path = Path("config")
     max_upload_bytes: int = 2 * 1024**3
+    max_form_bytes: int = 1024**2
     max_unpacked_bytes: int = 8 * 1024**3
     max_zip_members: int = 10_000
     max_zip_ratio: int = 200
@@ -199,6 +203,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         collections_dir=Path(env.get("SDI_COLLECTIONS_DIR") or "collections").resolve(),
         config_dir=Path(env.get("SDI_CONFIG_DIR") or "config").resolve(),
         max_upload_bytes=_int(env, "SDI_MAX_UPLOAD_BYTES", defaults.max_upload_bytes),
+        max_form_bytes=_int(env, "SDI_MAX_FORM_BYTES", defaults.max_form_bytes),
         max_unpacked_bytes=_int(
             env, "SDI_MAX_UNPACKED_BYTES", defaults.max_unpacked_bytes
         ),

@@ -13,10 +13,9 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Flask
-from flask_wtf import CSRFProtect
 
 import sdi.admin
-from sdi.admin import auth, errors
+from sdi.admin import auth, bodies, errors
 from sdi.admin.api import register_api
 from sdi.admin.proxies import trust_proxies
 from sdi.registry import permissions
@@ -25,7 +24,7 @@ from sdi.settings import Settings
 __all__ = ["create_app"]
 
 # Modules of sdi.admin that are not page blueprints.
-_NOT_PAGES = frozenset({"app", "api", "auth", "db", "errors", "proxies"})
+_NOT_PAGES = frozenset({"app", "api", "auth", "bodies", "db", "errors", "proxies"})
 
 
 def _page_blueprints() -> list[Blueprint]:
@@ -54,7 +53,7 @@ def create_app(settings: Settings) -> Flask:
         WTF_CSRF_TIME_LIMIT=int(timedelta(hours=8).total_seconds()),
     )
     app.extensions["sdi_settings"] = settings
-    csrf = CSRFProtect(app)
+    csrf = bodies.init_app(app)  # body limits first, then CSRF
     auth.init_login(app)
     errors.register(app)
 

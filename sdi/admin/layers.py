@@ -42,8 +42,8 @@ from sdi.admin.layer_access import (
     settings,
     visible_layers,
 )
-from sdi.admin.uploads import human_bytes
-from sdi.errors import BadInputError, ConflictError, NotFoundError
+from sdi.admin.uploads import ACCEPTED_FORMATS, human_bytes
+from sdi.errors import BadInputError, ConflictError, ForbiddenError, NotFoundError
 from sdi.export import (
     FORMATS,
     export_version,
@@ -310,6 +310,7 @@ def detail(slug: str) -> str:
         ),
         max_upload=config.max_upload_bytes,
         max_upload_text=human_bytes(config.max_upload_bytes),
+        accepted_formats=ACCEPTED_FORMATS,
         frequencies=dict(FREQUENCIES),
     )
 
@@ -336,26 +337,32 @@ def edit(slug: str) -> str | Response | tuple[str, int]:
         _fill_choices(conn, form, user)
         if form.validate_on_submit():
             values = _form_values(form)
+            if "visibility" not in request.form:  # disabled radios (editors)
+                values["visibility"] = layer.visibility
             changes = {k: v for k, v in values.items() if getattr(layer, k) != v}
             try:
                 if "key_column" in changes:
                     check_key_column(conn, layer, changes["key_column"])
                 if changes:
-                    registry.update_layer(
-                        conn, slug, changes, actor=user.email, user_id=user.id
-                    )
-            except (BadInputError, ConflictError) as exc:
+                    registry.update_layer(conn, slug, changes, by=user)
+            except (BadInputError, ConflictError, ForbiddenError) as exc:
                 flash(exc.message, "error")
-                return render_template("layer_form.html", form=form, layer=layer), (
-                    exc.status
-                )
+                return _edit_page(form, layer, user), exc.status
             flash(
                 "Saved." if changes else "Nothing changed.",
                 "success" if changes else "info",
             )
             return redirect(url_for("layers.detail", slug=slug))
     status = 400 if form.errors else 200
-    return render_template("layer_form.html", form=form, layer=layer), status
+    return _edit_page(form, layer, user), status
+
+
+def _edit_page(form: LayerForm, layer: Layer, user: User) -> str:
+    """The edit form; visibility radios are disabled for those who may not set it."""
+    may_set = permissions.can(user, Action.SET_VISIBILITY, agency_id=layer.agency_id)
+    return render_template(
+        "layer_form.html", form=form, layer=layer, can_set_visibility=may_set
+    )
 
 
 @bp.route("/layers/<slug>/versions/<int:number>")

@@ -1,20 +1,24 @@
 """Uploads: file parts stream straight to disk, then become ingest jobs.
 
 :class:`UploadRequest` is the admin app's request class (installed when this
-blueprint is registered): werkzeug's multipart parser writes every file part
-into a fresh file of the upload spool (``<upload_dir>/spool/<token>/<name>``)
-as it arrives, in chunks, so a 2 GB upload never sits in memory or in /tmp.
-The parse happens wherever the form is first read (Flask-WTF's CSRF check,
-for the pages); a spooled file that no view claims with :func:`take_upload`
-is deleted when the request ends, as is a partial one after an error.
-``settings.max_upload_bytes`` (the app's ``MAX_CONTENT_LENGTH``) caps the
-whole request: 413 with a message naming the limit.
+blueprint is registered). On an upload route (``sdi.admin.bodies``: the page
+upload below and the JSON API's), werkzeug's multipart parser writes every
+file part into a fresh file of the upload spool
+(``<upload_dir>/spool/<token>/<name>``) as it arrives, in chunks, so a 2 GB
+upload never sits in memory or in /tmp; on every other route file parts stay
+in memory, within the small body limit (``SDI_MAX_FORM_BYTES``). The body is
+parsed only in the view, after the session and CSRF token (pages) or the
+bearer token (JSON API) have been checked. A spooled file that no view claims
+with :func:`take_upload` is deleted when the request ends, as is a partial one
+after an error. The request's ``max_content_length`` is its route's limit
+(:func:`sdi.admin.bodies.body_limit`): 413 with a message naming the limit.
 
 The page form and the JSON API both end in :func:`queue_upload`.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +29,7 @@ from flask import (
     Request,
     current_app,
     flash,
+    has_app_context,
     jsonify,
     redirect,
     request,
@@ -33,9 +38,9 @@ from flask import (
 from flask.blueprints import BlueprintSetupState
 from flask_login import current_user, login_required
 from psycopg import Connection
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from sdi.admin.bodies import body_limit, human_bytes, is_upload_route, page_upload
 from sdi.admin.db import pool
 from sdi.admin.errors import json_error
 from sdi.admin.layer_access import load_layer, settings
@@ -46,7 +51,14 @@ from sdi.registry.models import User
 from sdi.registry.permissions import Action
 from sdi.settings import Settings
 
-__all__ = ["UploadRequest", "bp", "human_bytes", "queue_upload", "take_upload"]
+__all__ = [
+    "ACCEPTED_FORMATS",
+    "UploadRequest",
+    "bp",
+    "human_bytes",
+    "queue_upload",
+    "take_upload",
+]
 
 LOGGER = logging.getLogger(__name__)
 
@@ -55,30 +67,27 @@ bp = Blueprint("uploads", __name__)
 #: The multipart field holding the file, in the page form and the JSON API.
 FILE_FIELD = "file"
 
-
-def human_bytes(n: int) -> str:
-    """``2147483648`` -> ``2.0 GiB``."""
-    if n < 1024:
-        return f"{n} bytes"
-    value = n / 1024
-    for unit in ("KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
-
-
-def too_large_message(limit: int) -> str:
-    """What a 413 says."""
-    return (
-        f"The upload is larger than this server accepts ({human_bytes(limit)}, "
-        "SDI_MAX_UPLOAD_BYTES). Split the data into several layers, or ask the "
-        "operator to raise the limit."
-    )
+#: What an upload may be (vector files, or a GeoTIFF for a raster layer).
+ACCEPTED_FORMATS = (
+    "Zipped Shapefile, GeoPackage, GeoJSON, CSV, zipped File Geodatabase or GeoTIFF"
+)
 
 
 class UploadRequest(Request):
-    """A request whose multipart file parts are written into the upload spool."""
+    """A request limited to its route's body size; upload routes spool file parts."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        """The route's limit (SDI_MAX_UPLOAD_BYTES or SDI_MAX_FORM_BYTES)."""
+        if self._max_content_length is not None:
+            return self._max_content_length
+        if not has_app_context():  # fail closed
+            return Settings.max_form_bytes
+        return body_limit(current_app, self.endpoint)
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
 
     def _spooled(self) -> list[Path]:
         spooled: list[Path] = self.__dict__.setdefault("_sdi_spooled", [])
@@ -91,17 +100,12 @@ class UploadRequest(Request):
         filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
+        if not is_upload_route(current_app, self.endpoint):
+            return io.BytesIO()  # within SDI_MAX_FORM_BYTES; never on disk
         config: Settings = current_app.extensions["sdi_settings"]
         path = spool_path(config, filename or "upload")
         self._spooled().append(path)
         return path.open("w+b")
-
-    def _load_form_data(self) -> None:
-        try:
-            super()._load_form_data()
-        except RequestEntityTooLarge as exc:
-            limit = self.max_content_length or 0
-            raise RequestEntityTooLarge(too_large_message(limit)) from exc
 
     def release_spooled(self) -> None:
         """Delete spooled files no view took (called when the request ends)."""
@@ -117,7 +121,7 @@ class UploadRequest(Request):
 
 @bp.record_once
 def _install_request_class(state: BlueprintSetupState) -> None:
-    # Every request of the app: the form may be parsed before any view runs.
+    # Every request of the app: each has its route's body limit.
     app = state.app
     assert isinstance(app, Flask)
     app.request_class = UploadRequest
@@ -185,11 +189,15 @@ def job_links(job: Job) -> dict[str, str]:
 
 
 @bp.route("/layers/<slug>/versions", methods=["POST"])
+@page_upload
 @login_required
 def upload(slug: str) -> Response | tuple[Response, int]:
     """Receive a file for a new version (the page's form, or its script).
 
-    The script asks for JSON and gets 202 with the job's page; a plain form
+    The CSRF token comes in the ``X-CSRFToken`` header (the script) or the
+    form action's ``csrf_token`` query parameter (without JavaScript), so
+    that an anonymous or forged post is refused before its body is read. The
+    script asks for JSON and gets 202 with the job's page; a plain form
     post is redirected to that page.
     """
     wants_json = request.accept_mimetypes.best == "application/json"

@@ -9,9 +9,15 @@ from typing import Any
 from psycopg import Connection, errors
 from psycopg.rows import class_row
 
-from sdi.errors import BadInputError, ConflictError, GoneError, NotFoundError
-from sdi.registry import audit
-from sdi.registry.models import Agency, Layer
+from sdi.errors import (
+    BadInputError,
+    ConflictError,
+    ForbiddenError,
+    GoneError,
+    NotFoundError,
+)
+from sdi.registry import audit, permissions
+from sdi.registry.models import Agency, Layer, User
 from sdi.registry.publication import bump_generation
 
 __all__ = [
@@ -206,15 +212,31 @@ def update_layer(
     *,
     actor: str = "cli",
     user_id: int | None = None,
+    by: User | None = None,
 ) -> Layer:
-    """Change a layer's metadata; unknown keys are refused."""
+    """Change a layer's metadata; unknown keys are refused.
+
+    ``by``: the signed-in user doing it (the caller has checked EDIT_LAYER);
+    changing the visibility also needs SET_VISIBILITY (agency admins), else
+    ForbiddenError and nothing changes.
+    """
     unknown = set(changes) - set(_UPDATABLE)
     if unknown:
         raise BadInputError(f"Cannot change {', '.join(sorted(unknown))}.")
+    if by is not None:
+        actor, user_id = by.email, by.id
     with conn.transaction():
         layer = get_layer(conn, slug, for_update=True)
         merged = {k: getattr(layer, k) for k in _UPDATABLE} | changes
         _validate(LayerInput(slug=slug, **merged))
+        may_set = by is None or permissions.can(
+            by, permissions.Action.SET_VISIBILITY, agency_id=layer.agency_id
+        )
+        if merged["visibility"] != layer.visibility and not may_set:
+            raise ForbiddenError(
+                "Only an agency admin can make a layer public or restricted; "
+                "the other changes were not saved either."
+            )
         with conn.cursor(row_factory=class_row(Layer)) as cur:
             updated = cur.execute(_UPDATE, {**merged, "id": layer.id}).fetchone()
         assert updated is not None

@@ -19,6 +19,7 @@ class Action(StrEnum):
 
     VIEW_LAYER = "view_layer"  # see an agency's layers, versions, jobs, previews
     EDIT_LAYER = "edit_layer"  # register layers, change metadata, upload versions
+    SET_VISIBILITY = "set_visibility"  # make a layer public or restricted
     PUBLISH_LAYER = "publish_layer"  # publish, roll back, unpublish
     MANAGE_USERS = "manage_users"  # an agency's users
     MANAGE_KEYS = "manage_keys"  # an agency's API keys and their grants
@@ -32,6 +33,7 @@ _AGENCY_ADMIN = frozenset(
     {
         Action.VIEW_LAYER,
         Action.EDIT_LAYER,
+        Action.SET_VISIBILITY,
         Action.PUBLISH_LAYER,
         Action.MANAGE_USERS,
         Action.MANAGE_KEYS,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
+import requests
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -14,9 +17,30 @@ from sdi.ingest import ingest_file
 from sdi.jobs import Job, Worker
 from sdi.registry.models import User, Version
 from sdi.settings import Settings
-from tests.admin.conftest import csrf_token
+from tests.admin.conftest import PASSWORD, csrf_token
 
 Conn = psycopg.Connection[Any]
+
+#: A form's CSRF token in a page.
+CSRF_FIELD = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def signed_in(base: str, user: User) -> tuple[requests.Session, str]:
+    """A real HTTP session (``served``) signed in as ``user``, and its CSRF token."""
+    session = requests.Session()
+    token = CSRF_FIELD.search(session.get(f"{base}/login", timeout=30).text)
+    assert token
+    answer = session.post(
+        f"{base}/login",
+        data={"email": user.email, "password": PASSWORD, "csrf_token": token[1]},
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert answer.status_code == 302, answer.text
+    # Signing in starts a new session: its token is on every page (sign-out form).
+    fresh = CSRF_FIELD.search(session.get(f"{base}/", timeout=30).text)
+    assert fresh
+    return session, fresh[1]
 
 
 def ingest(
@@ -50,16 +74,25 @@ def upload_page(
     token: str | None = None,
     **options: str,
 ) -> TestResponse:
-    """Upload ``path`` through the layer page's form (as its script does)."""
+    """Upload ``path`` through the layer page's form.
+
+    ``as_json``: as its script does (the CSRF token in the ``X-CSRFToken``
+    header); else as a post without JavaScript (the token in the form action's
+    query string). The token is never in the body: the server does not read
+    the body before checking it.
+    """
     if token is None:
         token = csrf_token(client, "/login")
-    headers = {"X-CSRFToken": token}
+    url = f"/layers/{slug}/versions"
+    headers = {}
     if as_json:
-        headers["Accept"] = "application/json"
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
+    else:
+        url += f"?csrf_token={quote(token)}"
     with path.open("rb") as fh:
         return client.post(
-            f"/layers/{slug}/versions",
-            data={"file": (fh, path.name), "csrf_token": token, **options},
+            url,
+            data={"file": (fh, path.name), **options},
             headers=headers,
             content_type="multipart/form-data",
         )

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, request
 from flask.testing import FlaskClient
+from flask_login import login_required
 from werkzeug.serving import make_server
 
 from sdi import registry
 from sdi.admin import create_app
+from sdi.admin.bodies import page_upload
 from sdi.jobs import get_job
 from sdi.registry.models import Layer, User
 from sdi.settings import Settings
@@ -198,10 +200,16 @@ def test_file_parts_are_files_in_the_spool_not_memory(
     layer: Layer,
     client_for: Callable[[User], FlaskClient],
 ) -> None:
-    """A part bigger than MAX_FORM_MEMORY_SIZE is a real file in upload_dir."""
+    """A part bigger than MAX_FORM_MEMORY_SIZE is a real file in upload_dir.
+
+    The probe is an upload route (``page_upload``): no other route takes a
+    body this large.
+    """
     seen: dict[str, Any] = {}
 
     @app.post("/_probe")
+    @page_upload
+    @login_required
     def probe() -> Any:
         stream = request.files["file"].stream
         seen["type"] = type(stream).__name__
@@ -215,7 +223,8 @@ def test_file_parts_are_files_in_the_spool_not_memory(
     token = csrf_token(client, "/login")
     response = client.post(
         "/_probe",
-        data={"csrf_token": token, "file": (io.BytesIO(b"z" * size), "big.csv")},
+        data={"file": (io.BytesIO(b"z" * size), "big.csv")},
+        headers={"X-CSRFToken": token},
         content_type="multipart/form-data",
     )
     assert response.status_code == 200

@@ -37,3 +37,8 @@ def test_access_log_atoms_hold_no_key() -> None:
     assert atoms["q"] == "api_key=***&f=json"
     assert atoms["{x-api-key}i"] == "***"
     assert atoms["{accept}i"] == "*/*"
+
+
+def test_the_upload_forms_csrf_token_is_masked_too() -> None:
+    line = "POST /admin/layers/x/versions?csrf_token=IjQ1.Zx-y_z HTTP/1.1"
+    assert redact(line) == "POST /admin/layers/x/versions?csrf_token=*** HTTP/1.1"

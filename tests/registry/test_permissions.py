@@ -43,7 +43,13 @@ def layer(agency_id: int) -> Layer:
 
 
 EDITOR = {Action.VIEW_LAYER, Action.EDIT_LAYER, Action.PUBLISH_LAYER}
-ADMIN = EDITOR | {Action.MANAGE_USERS, Action.MANAGE_KEYS, Action.VIEW_AUDIT}
+# Making a layer public or restricted is the agency admin's decision.
+ADMIN = EDITOR | {
+    Action.SET_VISIBILITY,
+    Action.MANAGE_USERS,
+    Action.MANAGE_KEYS,
+    Action.VIEW_AUDIT,
+}
 
 
 @pytest.mark.parametrize("action", list(Action))

@@ -18,6 +18,7 @@ from flask import Response, jsonify, request, url_for
 
 from sdi import registry
 from sdi.admin.api import api_route, connection, current_user, dump, json_body, validate
+from sdi.admin.bodies import accepts_upload
 from sdi.admin.jobs import job_summary
 from sdi.admin.layer_access import (
     load_job,
@@ -35,7 +36,7 @@ from sdi.admin.layers import (
     previous_of,
     send_version,
 )
-from sdi.admin.uploads import queue_upload
+from sdi.admin.uploads import ACCEPTED_FORMATS, queue_upload
 from sdi.errors import BadInputError
 from sdi.export import FORMATS, layer_history, uploaders, version_summary
 from sdi.jobs import Job, list_jobs
@@ -212,8 +213,7 @@ UPLOAD_BODY: dict[str, Any] = {
                     "file": {
                         "type": "string",
                         "format": "binary",
-                        "description": "Zipped Shapefile, GeoPackage, GeoJSON, "
-                        "CSV or zipped File Geodatabase.",
+                        "description": f"{ACCEPTED_FORMATS}.",
                     },
                     "encoding": {
                         "type": "string",
@@ -346,10 +346,15 @@ def get_layer(slug: str) -> Response:
     ["PATCH"],
     summary="Change a layer's metadata",
     request_schema=LAYER_UPDATE,
-    responses={200: ("The layer", LAYER_SCHEMA), 404: "No such layer (or not yours)."},
+    responses={
+        200: ("The layer", LAYER_SCHEMA),
+        403: "Changing the visibility needs an agency admin.",
+        404: "No such layer (or not yours).",
+    },
 )
 def update_layer(slug: str) -> Response:
-    """Change the given fields; others keep their value. The id cannot change."""
+    """Change the given fields; others keep their value. The id cannot change.
+    Only agency admins (and platform admins) may change ``visibility``."""
     data = json_body(LAYER_UPDATE)
     user = current_user()
     with connection() as conn:
@@ -358,9 +363,7 @@ def update_layer(slug: str) -> Response:
         if "key_column" in changes:
             check_key_column(conn, layer, changes["key_column"])
         if changes:
-            layer = registry.update_layer(
-                conn, slug, changes, actor=user.email, user_id=user.id
-            )
+            layer = registry.update_layer(conn, slug, changes, by=user)
     return jsonify(_layer_json(layer))
 
 
@@ -376,9 +379,12 @@ def update_layer(slug: str) -> Response:
         413: "The file is over the upload limit (SDI_MAX_UPLOAD_BYTES).",
     },
 )
+@accepts_upload
 def upload_version(slug: str) -> tuple[Response, int, dict[str, str]]:
     """Send the file as multipart field ``file``; it streams to disk and is
-    loaded by a worker. Broken or hostile zips are refused at once (400)."""
+    loaded by a worker. Broken or hostile zips are refused at once (400).
+    The only JSON API route that takes a body over SDI_MAX_FORM_BYTES, read
+    only after the token is checked."""
     with connection() as conn:
         job = queue_upload(conn, current_user(), slug)
     body = _job_json(job)
