@@ -49,6 +49,10 @@ SETTINGS_DOC: dict[str, str] = {
     "features are drawn on a plain background with a scale.",
     "SDI_BASEMAP_ATTRIBUTION": "Attribution (HTML) shown with SDI_BASEMAP_URL's "
     "tiles (default empty).",
+    "SDI_VERSION_MAX_AGE": "Seconds browsers and caches may keep a response for an "
+    "explicit `version=` (Cache-Control max-age; default 86400, one day). A "
+    "withdrawn or restricted version may be served from caches this long unless "
+    "they are purged.",
 }
 
 
@@ -79,6 +83,7 @@ class Settings:
     max_coverage_cells: int = 4096 * 4096
     basemap_url: str = ""
     basemap_attribution: str = ""
+    version_max_age: int = 86_400
 
     @property
     def pg_dir(self) -> Path:
@@ -113,6 +118,12 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def _non_negative(name: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value}")
+    return value
 
 
 def _access_log(value: str) -> str:
@@ -154,4 +165,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
+        version_max_age=_non_negative(
+            "SDI_VERSION_MAX_AGE",
+            _int(env, "SDI_VERSION_MAX_AGE", defaults.version_max_age),
+        ),
     )

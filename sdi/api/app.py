@@ -37,9 +37,15 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
+from sdi.api import (
+    caching,
+    features,
+    l10n_scope,
+    rasters,
+    vtiles,
+)
 from sdi.api import collections as collections_
 from sdi.api import conformance as conformance_
-from sdi.api import features, l10n_scope, rasters, vtiles
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -295,6 +301,7 @@ def create_app(
     _check_database_env(settings)
     l10n_scope.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
+    caching.install(app, settings)
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
