@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["SETTINGS_DOC", "Settings", "load_settings"]
 
@@ -104,6 +105,23 @@ class Settings:
     def public_url(self) -> str:
         """The server's public URL without a trailing slash."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def basemap_origin(self) -> str:
+        """Where browsers fetch ``SDI_BASEMAP_URL``'s tiles, as a CSP source.
+
+        ``https://tiles.example``; ``https://*.tile.example`` for a ``{s}``
+        subdomain; the scheme alone (``https:``) when the host is another
+        template; empty without a basemap or for one on this server.
+        """
+        parts = urlsplit(self.basemap_url.replace("{s}", "*"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return ""
+        host = parts.netloc.rpartition("@")[2]
+        wildcard = "*" in host and not (host.startswith("*.") and host.count("*") == 1)
+        if wildcard or "{" in host or "}" in host:
+            return f"{parts.scheme}:"
+        return f"{parts.scheme}://{host}"
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""

@@ -16,7 +16,7 @@ from flask import Blueprint, Flask
 from flask_wtf import CSRFProtect
 
 import sdi.admin
-from sdi.admin import auth, errors
+from sdi.admin import auth, errors, security
 from sdi.admin.api import register_api
 from sdi.registry import permissions
 from sdi.settings import Settings
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> Flask:
     csrf = CSRFProtect(app)
     auth.init_login(app)
     errors.register(app)
+    security.register(app, settings)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

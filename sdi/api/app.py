@@ -42,6 +42,7 @@ from sdi.api import (
     features,
     l10n_scope,
     rasters,
+    security,
     vtiles,
 )
 from sdi.api import collections as collections_
@@ -69,6 +70,8 @@ LOGGER = logging.getLogger(__name__)
 _STATIC = Path(pygeoapi.__file__).parent / "static"
 #: Front-end libraries bundled by ``scripts/build-assets`` (not in git).
 _VENDOR = Path(__file__).parent / "static" / "vendor"
+#: sdi's scripts and styles of its page templates.
+_OWN_STATIC = Path(__file__).parent / "static" / "sdi"
 
 _OGC_CODES = {
     400: "InvalidParameterValue",
@@ -106,6 +109,11 @@ def _register_vendor(app: Flask) -> None:
     @app.get("/static/vendor/<path:filename>")
     def vendor_asset(filename: str) -> Response:
         return send_from_directory(_VENDOR, filename)
+
+    @app.get("/static/sdi/<path:filename>")
+    def sdi_asset(filename: str) -> Response:
+        # sdi's own page scripts and styles (in git), see sdi/api/templates.
+        return send_from_directory(_OWN_STATIC, filename)
 
 
 def _with_our_templates(function: ApiFunction) -> ApiFunction:
@@ -249,9 +257,17 @@ def _register_vector_tile_routes(app: Flask) -> None:
 def _register_cors(app: Flask) -> None:
     @app.after_request
     def allow_any_origin(response: Response) -> Response:
-        api = live_api().peek()
+        live = live_api()
+        api = live.peek()
+        if api is None and request.method == "OPTIONS":
+            # A preflight may come first: it needs the configuration too.
+            try:
+                api = live.current()
+            except SdiError:
+                api = None
         if api is not None and api.config["server"].get("cors"):
             response.headers["Access-Control-Allow-Origin"] = "*"
+            security.allow_preflight(response)
         return response
 
     @app.after_request
@@ -302,6 +318,7 @@ def create_app(
     l10n_scope.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
     caching.install(app, settings)
+    security.register(app, settings)
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)
