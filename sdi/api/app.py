@@ -41,6 +41,7 @@ from sdi.api import (
     caching,
     features,
     l10n_scope,
+    outputs,
     rasters,
     security,
     vtiles,
@@ -316,6 +317,7 @@ def create_app(
     """The OGC API app for ``settings`` (no database access until a request)."""
     _check_database_env(settings)
     l10n_scope.install()
+    outputs.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
     caching.install(app, settings)
     security.register(app, settings)
