@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from sdi.api import (
     caching,
+    error_log,
     features,
     l10n_scope,
     outputs,
@@ -286,14 +287,14 @@ def _register_cors(app: Flask) -> None:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SdiError)
     def sdi_error(exc: SdiError) -> Response:
-        if exc.status >= 500:
-            LOGGER.error("%s: %s", type(exc).__name__, exc.message)
+        error_log.log_error(exc.status, exc.code, exc.message)
         return _ogc_error(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = _OGC_CODES.get(status, "NoApplicableCode")
+        error_log.log_error(status, code, exc.description or "")
         response = _ogc_error(
             status, code, exc.description or HTTPStatus(status).phrase
         )
@@ -318,6 +319,7 @@ def create_app(
     _check_database_env(settings)
     l10n_scope.install()
     outputs.install()
+    error_log.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
     caching.install(app, settings)
     security.register(app, settings)
