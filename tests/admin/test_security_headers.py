@@ -385,6 +385,13 @@ def test_pages_run_without_csp_violations(
             (f"{site.url}/conformance?f=html", "main"),
             (f"{site.url}/TileMatrixSets?f=html", "main"),
             (f"{site.url}/collections/{DEM}/coverage?f=html", "#coverage-image"),
+            (f"{site.url}/collections/{DEM}?f=html", ".leaflet-overlay-pane path"),
+            (f"{site.url}/collections/catalog/items?f=html", drawn),
+            (f"{site.url}/collections/catalog/items/{SLUG}?f=html", drawn),
+            (f"{collection}/schema?f=html", "main"),
+            (f"{site.url}/TileMatrixSets/WebMercatorQuad?f=html", "main"),
+            (f"{site.url}/processes?f=html", "main"),
+            (f"{site.url}/collections/no_such_layer?f=html", "body"),  # a 404 page
             (f"{site.url}/openapi?f=html", ".swagger-ui .opblock"),
             (f"{site.url}/openapi?f=html&ui=redoc", ".swagger-ui .opblock"),
         ):
@@ -397,4 +404,4 @@ def test_pages_run_without_csp_violations(
         context.close()
     assert {u: v for u, v in visits.violations.items() if v} == {}
     assert {u: m for u, m in visits.console.items() if m} == {}
-    assert len(visits.violations) == 22
+    assert len(visits.violations) == 29
