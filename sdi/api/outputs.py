@@ -9,6 +9,9 @@
 - **CSV** (``f=csv`` of items and records): text cells that a spreadsheet
   would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
   carriage return, OWASP's list) get a leading ``'``; numbers are untouched.
+  The catalogue (records) is not offered as CSV: pygeoapi 0.24's records
+  path fails on it (``query_crs_uri`` unbound: a 500), so ``f=csv`` there is
+  a 400 naming the formats, and no CSV link is advertised.
 
 :func:`install` puts both in place of pygeoapi's (idempotent).
 """
@@ -23,11 +26,19 @@ import pygeoapi.util
 from pygeoapi.formatter.csv_ import CSVFormatter
 from pygeoapi.plugin import PLUGINS
 
-__all__ = ["FORMULA_PREFIXES", "SafeCsvFormatter", "install", "neutralise", "to_json"]
+__all__ = [
+    "FORMULA_PREFIXES",
+    "SafeCsvFormatter",
+    "dataset_formatters",
+    "install",
+    "neutralise",
+    "to_json",
+]
 
 #: First characters that make a spreadsheet read a cell as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 _ORIGINAL_TO_JSON = pygeoapi.util.to_json
+_ORIGINAL_FORMATTERS = pygeoapi.util.get_dataset_formatters
 _HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
@@ -71,12 +82,26 @@ def _safe_feature(feature: Any) -> Any:
     return {**feature, "properties": properties}
 
 
+def dataset_formatters(dataset: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi's formatters of ``dataset``, without CSV for record collections."""
+    found: dict[str, Any] = _ORIGINAL_FORMATTERS(dataset)
+    provider = pygeoapi.util.get_provider_default(dataset["providers"])
+    if provider.get("type") == "record":
+        found.pop("CSV", None)
+    return found
+
+
 def install() -> None:
     """Use :func:`to_json` and :class:`SafeCsvFormatter` wherever pygeoapi would."""
     PLUGINS["formatter"]["CSV"] = f"{__name__}.{SafeCsvFormatter.__name__}"
-    # pygeoapi's modules (and sdi's) import to_json by name: rebind each.
+    # pygeoapi's modules (and sdi's) import these by name: rebind each.
+    replaced = {
+        "to_json": (_ORIGINAL_TO_JSON, to_json),
+        "get_dataset_formatters": (_ORIGINAL_FORMATTERS, dataset_formatters),
+    }
     for name, module in list(sys.modules.items()):
         if not name.startswith(("pygeoapi", "sdi.")) or module is None:
             continue
-        if getattr(module, "to_json", None) is _ORIGINAL_TO_JSON:
-            module.to_json = to_json  # type: ignore[attr-defined]
+        for attribute, (original, ours) in replaced.items():
+            if getattr(module, attribute, None) is original:
+                setattr(module, attribute, ours)

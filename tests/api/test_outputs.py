@@ -93,3 +93,18 @@ def test_csv_text_cells_cannot_be_formulas(db: Conn, server: Server) -> None:
     assert not any(
         line.startswith(("=", "+", "-", "@")) for line in response.text.splitlines()
     )
+
+
+def test_the_catalogue_is_not_offered_as_csv(db: Conn, server: Server) -> None:
+    """pygeoapi's records path cannot write CSV (it answered 500): a clear 400."""
+    create_layer(db, SLUG)
+    add_version(db, SLUG, [Feat("1", {"BLDG_ID": "1"}, "POINT(114.17 22.3)")])
+    catalog = f"{server.url}/collections/catalog"
+    response = requests.get(f"{catalog}/items", params={"f": "csv"}, timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "InvalidParameterValue"
+    links = get(catalog, f="json").json()["links"]
+    assert "text/csv" not in {link.get("type", "").split(";")[0] for link in links}
+    # Layers still offer CSV.
+    layer_links = get(f"{server.url}/collections/{SLUG}", f="json").json()["links"]
+    assert any(link.get("type", "").startswith("text/csv") for link in layer_links)
