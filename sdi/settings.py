@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 __all__ = ["SETTINGS_DOC", "Settings", "load_settings"]
 
@@ -75,6 +76,10 @@ SETTINGS_DOC: dict[str, str] = {
     "request whose immediate peer is one of them has its X-Forwarded-For and "
     "X-Forwarded-Proto honoured (the client's address is then used for sign-in "
     "back-off). Default empty: the headers are ignored.",
+    "SDI_VERSION_MAX_AGE": "Seconds browsers and caches may keep a response for an "
+    "explicit `version=` (Cache-Control max-age; default 86400, one day). A "
+    "withdrawn or restricted version may be served from caches this long unless "
+    "they are purged.",
 }
 
 
@@ -114,6 +119,7 @@ class Settings:
     basemap_attribution: str = ""
     #: Networks of trusted reverse proxies (``SDI_TRUSTED_PROXIES``), normalised.
     trusted_proxies: tuple[str, ...] = ()
+    version_max_age: int = 86_400
 
     @property
     def pg_dir(self) -> Path:
@@ -134,6 +140,23 @@ class Settings:
     def public_url(self) -> str:
         """The server's public URL without a trailing slash."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def basemap_origin(self) -> str:
+        """Where browsers fetch ``SDI_BASEMAP_URL``'s tiles, as a CSP source.
+
+        ``https://tiles.example``; ``https://*.tile.example`` for a ``{s}``
+        subdomain; the scheme alone (``https:``) when the host is another
+        template; empty without a basemap or for one on this server.
+        """
+        parts = urlsplit(self.basemap_url.replace("{s}", "*"))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return ""
+        host = parts.netloc.rpartition("@")[2]
+        wildcard = "*" in host and not (host.startswith("*.") and host.count("*") == 1)
+        if wildcard or "{" in host or "}" in host:
+            return f"{parts.scheme}:"
+        return f"{parts.scheme}://{host}"
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""
@@ -166,6 +189,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 def _positive(name: str, value: float) -> None:
     if value <= 0:
         raise ValueError(f"{name} must be above 0, not {value:g}")
+
+
+def _non_negative(name: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, not {value}")
+    return value
 
 
 def _access_log(value: str) -> str:
@@ -231,6 +260,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
         trusted_proxies=_networks(env, "SDI_TRUSTED_PROXIES"),
+        version_max_age=_non_negative(
+            "SDI_VERSION_MAX_AGE",
+            _int(env, "SDI_VERSION_MAX_AGE", defaults.version_max_age),
+        ),
     )
     for name, value in (
         ("SDI_MAX_COVERAGE_JSON_CELLS", settings.max_coverage_json_cells),

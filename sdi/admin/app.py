@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 import sdi.admin
-from sdi.admin import auth, bodies, errors
+from sdi.admin import auth, bodies, errors, security
 from sdi.admin.api import register_api
 from sdi.admin.proxies import trust_proxies
 from sdi.registry import permissions
@@ -56,6 +56,7 @@ def create_app(settings: Settings) -> Flask:
     csrf = bodies.init_app(app)  # body limits first, then CSRF
     auth.init_login(app)
     errors.register(app)
+    security.register(app, settings)
 
     @app.context_processor
     def inject() -> dict[str, Any]:

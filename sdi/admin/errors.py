@@ -52,8 +52,18 @@ def _page(status: int, title: str, message: str) -> tuple[str, int]:
     )
 
 
+def _log(status: int, message: str) -> None:
+    """A client error (4xx) at INFO without a traceback; a 5xx at ERROR with one."""
+    where = f"{request.method} {request.path}"
+    if status >= 500:
+        LOGGER.error("%s on %s: %s", status, where, message, exc_info=True)
+    else:
+        LOGGER.info("%s on %s: %s", status, where, message)
+
+
 def handle_sdi_error(exc: SdiError) -> Response | tuple[str, int]:
     """An :class:`SdiError` as JSON (API) or as an HTML page (UI)."""
+    _log(exc.status, exc.message)
     if is_api_request():
         return json_error(exc.status, exc.code, exc.message)
     titles = {403: "Not allowed", 404: "Not found", 409: "Conflict"}
@@ -70,6 +80,8 @@ def handle_http_error(exc: HTTPException) -> Response | HTTPException | tuple[st
     else:
         message = exc.description or exc.name
     status = exc.code or 500
+    if status >= 400:
+        _log(status, message)
     if is_api_request():
         response = json_error(status, _http_code(exc), message)
         for name, value in exc.get_headers():  # e.g. Allow on a 405

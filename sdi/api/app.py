@@ -37,16 +37,20 @@ from flask import (
 from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
-from sdi.api import collections as collections_
-from sdi.api import conformance as conformance_
 from sdi.api import (
+    caching,
+    error_log,
     features,
     l10n_scope,
+    outputs,
     rasters,
     render_limit,
+    security,
     version_list,
     vtiles,
 )
+from sdi.api import collections as collections_
+from sdi.api import conformance as conformance_
 from sdi.api.access import API_KEY_HEADER, presented_key
 from sdi.api.live import RELOAD_INTERVAL_S, LiveApi
 from sdi.api.runtime import (
@@ -70,6 +74,8 @@ LOGGER = logging.getLogger(__name__)
 _STATIC = Path(pygeoapi.__file__).parent / "static"
 #: Front-end libraries bundled by ``scripts/build-assets`` (not in git).
 _VENDOR = Path(__file__).parent / "static" / "vendor"
+#: sdi's scripts and styles of its page templates.
+_OWN_STATIC = Path(__file__).parent / "static" / "sdi"
 
 _OGC_CODES = {
     400: "InvalidParameterValue",
@@ -107,6 +113,11 @@ def _register_vendor(app: Flask) -> None:
     @app.get("/static/vendor/<path:filename>")
     def vendor_asset(filename: str) -> Response:
         return send_from_directory(_VENDOR, filename)
+
+    @app.get("/static/sdi/<path:filename>")
+    def sdi_asset(filename: str) -> Response:
+        # sdi's own page scripts and styles (in git), see sdi/api/templates.
+        return send_from_directory(_OWN_STATIC, filename)
 
 
 def _with_our_templates(function: ApiFunction) -> ApiFunction:
@@ -250,9 +261,17 @@ def _register_vector_tile_routes(app: Flask) -> None:
 def _register_cors(app: Flask) -> None:
     @app.after_request
     def allow_any_origin(response: Response) -> Response:
-        api = live_api().peek()
+        live = live_api()
+        api = live.peek()
+        if api is None and request.method == "OPTIONS":
+            # A preflight may come first: it needs the configuration too.
+            try:
+                api = live.current()
+            except SdiError:
+                api = None
         if api is not None and api.config["server"].get("cors"):
             response.headers["Access-Control-Allow-Origin"] = "*"
+            security.allow_preflight(response)
         return response
 
     @app.after_request
@@ -270,14 +289,14 @@ def _register_cors(app: Flask) -> None:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(SdiError)
     def sdi_error(exc: SdiError) -> Response:
-        if exc.status >= 500:
-            LOGGER.error("%s: %s", type(exc).__name__, exc.message)
+        error_log.log_error(exc.status, exc.code, exc.message)
         return _ogc_error(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code = _OGC_CODES.get(status, "NoApplicableCode")
+        error_log.log_error(status, code, exc.description or "")
         response = _ogc_error(
             status, code, exc.description or HTTPStatus(status).phrase
         )
@@ -301,7 +320,11 @@ def create_app(
     """The OGC API app for ``settings`` (no database access until a request)."""
     _check_database_env(settings)
     l10n_scope.install()
+    outputs.install()
+    error_log.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
+    caching.install(app, settings)
+    security.register(app, settings)
     app.url_map.strict_slashes = False
     app.config["JSON_AS_ASCII"] = False
     app.extensions[EXTENSION_KEY] = LiveApi(settings, interval=reload_interval)

@@ -21,10 +21,11 @@ keeping its response shape, links and OGC exception bodies:
   index range scan from that id, however deep, and a publication between two
   pages can neither skip nor repeat features. ``offset`` alone still works.
 - ``?version=N`` serves any version 1..published. Responses for an explicit
-  version never change: a strong ``ETag`` and a year of immutable caching;
-  the default (published) version: a weak ``ETag`` (``timeStamp`` moves) and
-  a minute. The ETags include the layer's ``revision``; ``If-None-Match``
-  answers 304 before any database work.
+  version: a strong ``ETag`` and ``SDI_VERSION_MAX_AGE`` of public caching
+  (:func:`sdi.api.caching.version_cache_control`); the default (published)
+  version: a weak ``ETag`` (``timeStamp`` moves) and a minute. The ETags
+  include the layer's ``revision``; ``If-None-Match`` answers 304 before any
+  database work.
 - ``/versions`` lists the versions; ``/changes?from=A&to=B`` is the
   difference between two versions as a FeatureCollection whose features carry
   a ``"change"`` member: ``added``, ``changed`` (the new state) or ``removed``
@@ -62,6 +63,7 @@ from pygeoapi.crs import DEFAULT_CRS, DEFAULT_CRS_LIST, CrsTransformSpec
 from pygeoapi.formats import F_HTML, F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.util import render_j2_template, str2bool
 
+from sdi.api.caching import version_cache_control
 from sdi.api.layers import VectorLayer, vector_layer
 from sdi.api.memo import BoundedCache
 from sdi.api.runtime import Content
@@ -107,7 +109,6 @@ COUNT_CAP = 10_000
 SMALL_PAGE = 200
 #: Rows per chunk of a streamed page.
 CHUNK_ROWS = 500
-IMMUTABLE = "public, max-age=31536000, immutable"
 CURRENT = "public, max-age=60"
 GEOJSON = "application/geo+json"
 _POOL_TIMEOUT_S = 10.0
@@ -311,7 +312,7 @@ def _cache_headers(
 ) -> Result | None:
     """Set ETag and Cache-Control; the 304 answer when the client has it."""
     headers["ETag"] = etag
-    headers["Cache-Control"] = IMMUTABLE if explicit else CURRENT
+    headers["Cache-Control"] = version_cache_control() if explicit else CURRENT
     headers["Vary"] = "Accept, Accept-Language"
     if _not_modified(request, etag):
         headers.pop("Content-Type", None)

@@ -6,7 +6,7 @@ COG path and grid. :func:`definition_for` returns the definition of the
 version a request names, after the one version parser
 (:mod:`sdi.api.versions`): bad syntax 400, unknown 404, withdrawn or rolled
 back 410. Responses for an explicit version are cached like vector versions
-(:data:`sdi.api.features.IMMUTABLE`): a version's COG never changes.
+(:func:`sdi.api.caching.version_cache_control`): a version's COG never changes.
 """
 
 from __future__ import annotations

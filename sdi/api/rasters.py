@@ -37,7 +37,7 @@ from pygeoapi.provider import get_provider_by_type
 from pygeoapi.provider.base import ProviderGenericError, ProviderTypeError
 from pygeoapi.util import render_j2_template, to_json
 
-from sdi.api.features import IMMUTABLE
+from sdi.api.caching import version_cache_control
 from sdi.api.raster_versions import definition_for
 from sdi.api.render_limit import RenderBusyError, SlotHolder, render_limiter
 from sdi.api.versions import VersionError, error_result
@@ -219,7 +219,7 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
             slot.release()
     headers = request.get_response_headers(**api.api_headers)
     if explicit:
-        headers["Cache-Control"] = IMMUTABLE
+        headers["Cache-Control"] = version_cache_control()
     if fmt == "GTiff":
         headers["Content-Type"] = GEOTIFF_MEDIA_TYPE
         headers["Content-Disposition"] = f'inline; filename="{provider.filename}.tif"'
@@ -476,7 +476,7 @@ def get_map_tile(
     headers = request.get_response_headers(**api.api_headers)
     headers.pop("Content-Language", None)
     headers["Cache-Control"] = (
-        IMMUTABLE if explicit else f"public, max-age={TILE_CACHE_SECONDS}"
+        version_cache_control() if explicit else f"public, max-age={TILE_CACHE_SECONDS}"
     )
     etag = _etag(info, z, y, x)
     headers["ETag"] = etag

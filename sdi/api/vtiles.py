@@ -19,10 +19,11 @@ most of a dense tile's bytes (the 30,000 buildings of a z14 tile over Central
 are 0.76 MB without attributes, 3 MB with all six).
 
 Empty tiles are 204 No Content. Caching: tiles of an explicitly requested
-version never change (``Cache-Control: public, max-age=31536000,
-immutable``); tiles of the published version may change with the next
-publication (``max-age`` :data:`~sdi.api.rasters.TILE_CACHE_SECONDS`); both
-carry a strong ETag and answer ``If-None-Match`` with 304.
+version are public for ``SDI_VERSION_MAX_AGE``
+(:func:`sdi.api.caching.version_cache_control`); tiles of the published
+version may change with the next publication (``max-age``
+:data:`~sdi.api.rasters.TILE_CACHE_SECONDS`); both carry a strong ETag and
+answer ``If-None-Match`` with 304.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from pygeoapi.formats import F_JSON, FORMAT_TYPES
 from pygeoapi.provider.base import ProviderGenericError
 from pygeoapi.util import to_json
 
+from sdi.api.caching import version_cache_control
 from sdi.api.layers import VectorLayer, vector_layer
 from sdi.api.rasters import TILE_CACHE_SECONDS
 from sdi.api.versions import VersionError, error_result, requested_version
@@ -67,7 +69,6 @@ from sdi.providers.raster_tiles import (
 )
 
 __all__ = [
-    "IMMUTABLE_CACHE",
     "get_vector_tile",
     "get_vector_tileset",
     "get_vector_tilesets",
@@ -77,13 +78,11 @@ LOGGER = logging.getLogger(__name__)
 
 Result = tuple[dict[str, Any], int, str | bytes]
 
-#: ``Cache-Control`` of tiles of an explicitly requested version.
-IMMUTABLE_CACHE = "public, max-age=31536000, immutable"
 _OGC_REL = "http://www.opengis.net/def/rel/ogc/1.0"
 _CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _ORIGIN = 20037508.342789244  # half the WebMercatorQuad square, metres
 #: Bump when tiles of the same data come out differently (simplification...):
-#: part of every ETag, so that immutable tiles are not cached across it.
+#: part of every ETag, so that tiles of a version are not cached across it.
 _TILE_SCHEME = "mvt-1"
 _INTEGER = re.compile(r"^[0-9]{1,9}$")
 _DIMENSIONS = {
@@ -560,7 +559,7 @@ def get_vector_tile(
     headers.pop("Content-Language", None)
     headers.pop("Content-Type", None)
     headers["Cache-Control"] = (
-        IMMUTABLE_CACHE if explicit else f"public, max-age={TILE_CACHE_SECONDS}"
+        version_cache_control() if explicit else f"public, max-age={TILE_CACHE_SECONDS}"
     )
     etag = _etag(layer, version, explicit, properties, tile)
     headers["ETag"] = etag

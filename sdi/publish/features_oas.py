@@ -26,9 +26,10 @@ def _version(versions: list[int], published: int) -> dict[str, Any]:
         "required": False,
         "description": (
             "The version of the layer to query (default: the published version, "
-            f"{published}). A version never changes: its responses may be "
-            "cached for good (Cache-Control: immutable). The versions are listed "
-            "at /collections/{collectionId}/versions."
+            f"{published}). A version's content never changes; its responses "
+            "are cached for a limited time (Cache-Control max-age), since a "
+            "version can be withdrawn. The versions are listed at "
+            "/collections/{collectionId}/versions."
         ),
         "schema": {
             "type": "integer",

@@ -153,8 +153,10 @@ def sign_in(page: Page, site: Site, email: str) -> None:
 def wait_for_job(page: Page) -> str:
     """On a job page: wait until the job has finished; its final state."""
     page.wait_for_url("**/admin/jobs/*")
+    # A function, not an expression: Playwright evals expressions in the page,
+    # which the admin's Content-Security-Policy refuses.
     page.wait_for_function(
-        "['succeeded', 'failed']"
+        "() => ['succeeded', 'failed']"
         ".includes(document.getElementById('job').dataset.status)",
         timeout=60_000,
     )
@@ -274,7 +276,7 @@ def test_an_agency_publishes_and_rolls_back_a_layer(
     )
     page.click("#upload-button")
     page.wait_for_function(
-        "(b => b !== null && b.value > 0 && b.value < 100)"
+        "() => (b => b !== null && b.value > 0 && b.value < 100)"
         "(document.getElementById('upload-bar'))",
         timeout=20_000,
     )

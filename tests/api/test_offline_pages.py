@@ -11,6 +11,7 @@ features.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -218,8 +219,15 @@ def test_static_files_of_the_pages_are_served(layer: Conn, server: Server) -> No
 
 def test_no_tile_layer_without_a_basemap(layer: Conn, server: Server) -> None:
     html = fetch_html(f"{server.url}/collections/{SLUG}/items?f=html")
-    assert "L.map(" in html and "L.control.scale(" in html
-    assert "tileLayer" not in html
+    # The map is drawn by /static/sdi/pages.js from the page's JSON block.
+    assert "/static/sdi/pages.js" in html
+    block = re.search(
+        r'<script type="application/json" id="sdi-map">(.*?)</script>', html
+    )
+    assert block is not None
+    spec = json.loads(block.group(1))
+    assert spec["basemap"] == {"url": "", "attribution": ""}
+    assert spec["kind"] == "items" and spec["features"]
 
 
 @pytest.mark.parametrize("api_settings", [OUTSIDE_TILES], indirect=True)

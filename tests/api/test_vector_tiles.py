@@ -159,7 +159,7 @@ def test_empty_tiles_are_204_with_cache_headers(layer: Conn, server: Server) -> 
         assert response.headers["ETag"].startswith('"')
         old = get(tile_url(server, z, y, x), version=1)
         assert old.status_code == 204
-        assert "immutable" in old.headers["Cache-Control"]
+        assert old.headers["Cache-Control"] == "public, max-age=86400"
 
 
 def test_etags_and_caching(layer: Conn, server: Server) -> None:
@@ -175,10 +175,11 @@ def test_etags_and_caching(layer: Conn, server: Server) -> None:
     assert again.headers["ETag"] == etag
     # Other attributes, other tile, other tag.
     assert get(url, properties="*").headers["ETag"] != etag
-    # An explicit version: immutable, and its tag survives publications.
+    # An explicit version: cached a day (SDI_VERSION_MAX_AGE), and its tag
+    # survives publications.
     v1 = get(url, version=1)
     assert v1.status_code == 200
-    assert v1.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert v1.headers["Cache-Control"] == "public, max-age=86400"
     assert v1.headers["ETag"] != etag
     names = {f["properties"]["NAME_EN"] for f in decode(v1).values()}
     assert names and not any(n.endswith("(new)") for n in names)
