@@ -34,7 +34,7 @@ def _config_at_info(settings: Settings, tmp_path: Path) -> Settings:
 
 def _log_until(log: Path, needle: str) -> str:
     """The log once it holds ``needle`` (workers write it as they answer)."""
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while True:
         text = log.read_text(encoding="utf-8")
         if needle in text or time.monotonic() > deadline:

@@ -23,7 +23,8 @@ Conn = psycopg.Connection[Any]
 
 def waiting_backend(conn: Conn) -> int:
     """The pid of the session waiting for a lock (the worker's ingest)."""
-    while True:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         row = conn.execute(
             "SELECT pid FROM pg_stat_activity"
             " WHERE datname = current_database() AND wait_event_type = 'Lock'"
@@ -31,6 +32,7 @@ def waiting_backend(conn: Conn) -> int:
         if row is not None:
             return int(row[0])
         time.sleep(0.05)
+    raise AssertionError("no session of this database waited for a lock in 120 s")
 
 
 def test_a_database_error_about_the_job_fails_it_at_once(
