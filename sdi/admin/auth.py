@@ -2,9 +2,9 @@
 
 Sessions are server-side (``sdi.registry.sessions``): the signed cookie holds
 the session's random id as Flask-Login's user id, and each request checks its
-row (one statement). They end on sign-out, :data:`SESSION_ABSOLUTE` after
-sign-in, after :data:`SESSION_IDLE` without a request, and for every browser of
-the user on "sign out everywhere", a password change or reset, a role change
+row (one statement). A session ends :data:`SESSION_ABSOLUTE` after sign-in
+and after :data:`SESSION_IDLE` without a request; every session of the user,
+in every browser, ends on sign-out, a password change or reset, a role change
 and a deactivation. Failed sign-ins back off (``sdi.registry.throttle``).
 """
 
@@ -186,13 +186,18 @@ def login() -> str | Response | tuple[str, int]:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Response:
-    """Sign out (POST with CSRF token): this session ends for good; audited."""
+    """Sign out (POST with CSRF token): every session of the user ends for good,
+    in every browser (a copied or replayed cookie opens nothing); audited."""
     with pool(current_app).connection() as conn:
-        sessions.end(conn, current_user.session_id)
-        users.record_logout(conn, me())
+        ended = users.sign_out(conn, me())
     logout_user()
     session.clear()
-    flash("You are signed out.", "info")
+    others = ended - 1
+    flash(
+        "You are signed out"
+        + (f", here and in {others} other browser(s)." if others > 0 else "."),
+        "info",
+    )
     return redirect(url_for("auth.login"))
 
 
@@ -265,18 +270,6 @@ def change_password() -> str | Response | tuple[str, int]:
         "success",
     )
     return redirect(url_for("auth.account"))
-
-
-@bp.route("/account/sessions/end", methods=["POST"])
-@login_required
-def sign_out_everywhere() -> Response:
-    """End every session of the signed-in user, this one included; audited."""
-    with pool(current_app).connection() as conn:
-        ended = users.sign_out_everywhere(conn, me())
-    logout_user()
-    session.clear()
-    flash(f"You are signed out everywhere ({ended} sessions ended).", "info")
-    return redirect(url_for("auth.login"))
 
 
 @bp.route("/account/tokens", methods=["POST"])

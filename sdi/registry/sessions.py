@@ -3,7 +3,7 @@
 A session is a row of ``sdi.sessions``; the browser holds only its random id
 (the row keeps the SHA-256). Each request checks and touches the row in one
 statement (:func:`resume`), so ending a session (:func:`end`), or every session
-of a user (:func:`end_all`: sign-out everywhere, password change or reset, role
+of a user (:func:`end_all`: sign-out, password change or reset, role
 change, deactivation) takes effect on the next request in every worker, and a
 copied or replayed cookie opens nothing once its row is gone.
 """

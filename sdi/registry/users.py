@@ -31,11 +31,10 @@ __all__ = [
     "get_managed_user",
     "get_user",
     "list_users",
-    "record_logout",
     "register_user",
     "require_owned",
     "reset_password",
-    "sign_out_everywhere",
+    "sign_out",
     "update_user",
 ]
 
@@ -319,18 +318,14 @@ def change_password(conn: Connection[Any], user: User, current: str, new: str) -
     return updated
 
 
-def record_logout(conn: Connection[Any], user: User) -> None:
-    """Audit a sign-out."""
-    audit.record(conn, "logout", "user", user.email, actor=user.email, user_id=user.id)
-
-
-def sign_out_everywhere(conn: Connection[Any], user: User) -> int:
-    """End every session of ``user`` (their own request); how many; audited."""
+def sign_out(conn: Connection[Any], user: User) -> int:
+    """Sign ``user`` out: end every session of theirs (in every browser and
+    worker); how many there were; audited."""
     with conn.transaction():
         ended = sessions.end_all(conn, user.id)
         audit.record(
             conn,
-            "logout_everywhere",
+            "logout",
             "user",
             user.email,
             actor=user.email,

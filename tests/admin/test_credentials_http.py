@@ -149,16 +149,20 @@ def test_reset_role_change_and_deactivation_end_sessions(
         password = body.get("password", password)
 
 
-def test_sign_out_everywhere(served: str, people: People, conn: Conn) -> None:
+def test_sign_out_ends_every_session_of_the_user(
+    served: str, people: People, conn: Conn
+) -> None:
     here = _browser(served, people.editor.email)
     there = _browser(served, people.editor.email)
+    someone_else = _browser(served, people.admin.email)
     page = here.get(f"{served}/account", timeout=30).text
-    assert "Sign out everywhere" in page and "(this one)" in page
-    response = _post(here, served, "/account/sessions/end")
+    assert "(this one)" in page
+    response = _post(here, served, "/logout")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
     assert not _signed_in(served, here.cookies.get("session"))
     assert not _signed_in(served, there.cookies.get("session"))
-    assert conn.execute("SELECT count(*) FROM sdi.sessions").fetchone() == (0,)
+    assert _signed_in(served, someone_else.cookies.get("session"))
+    assert conn.execute("SELECT count(*) FROM sdi.sessions").fetchone() == (1,)
 
 
 # ------------------------------------------------------------ tokens
