@@ -37,8 +37,9 @@ SETTINGS_DOC: dict[str, str] = {
     "SDI_CONFIG_DIR": "Hand-written pygeoapi configuration (default ./config).",
     "SDI_MAX_UPLOAD_BYTES": "Largest accepted upload (default 2 GiB).",
     "SDI_MAX_FORM_BYTES": "Largest request body the admin app accepts on any "
-    "route but the two upload routes; larger bodies are refused with a 413 "
-    "before they are read (default 1048576, i.e. 1 MiB).",
+    "route but the two upload routes, and the OGC API on any route; larger "
+    "bodies are refused with a 413 before they are read (default 1048576, "
+    "i.e. 1 MiB).",
     "SDI_MAX_UNPACKED_BYTES": "Largest total size of a zip's contents (default 8 GiB).",
     "SDI_MAX_ZIP_MEMBERS": "Most files accepted in one zip (default 10000).",
     "SDI_MAX_ZIP_RATIO": "Largest compression ratio (unpacked size / packed size) "

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Flask
 
 import sdi.admin
-from sdi.admin import auth, bodies, errors, security
+from sdi.admin import auth, bodies, errors, security, text_input
 from sdi.admin.api import register_api
 from sdi.admin.proxies import trust_proxies
 from sdi.registry import permissions
@@ -24,7 +24,9 @@ from sdi.settings import Settings
 __all__ = ["create_app"]
 
 # Modules of sdi.admin that are not page blueprints.
-_NOT_PAGES = frozenset({"app", "api", "auth", "bodies", "db", "errors", "proxies"})
+_NOT_PAGES = frozenset(
+    {"app", "api", "auth", "bodies", "db", "errors", "proxies", "text_input"}
+)
 
 
 def _page_blueprints() -> list[Blueprint]:
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> Flask:
     )
     app.extensions["sdi_settings"] = settings
     csrf = bodies.init_app(app)  # body limits first, then CSRF
+    text_input.init_app(app)
     auth.init_login(app)
     errors.register(app)
     security.register(app, settings)

@@ -8,11 +8,15 @@ other sites' frames. Also ``X-Content-Type-Options: nosniff``,
 ``Referrer-Policy: same-origin`` (Flask-WTF checks the referrer of forms
 posted over https, so it must reach this server) and HSTS when
 ``SDI_BASE_URL`` is https.
+
+Responses that set no caching rule of their own (static files and downloads
+do) are ``Cache-Control: no-store``: pages show new API tokens and keys once,
+and personal data always; no browser cache or proxy should keep them.
 """
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 
 from sdi.settings import Settings
 
@@ -62,4 +66,7 @@ def register(app: Flask, settings: Settings) -> None:
     def secure(response: Response) -> Response:
         for name, value in headers.items():
             response.headers[name] = value
+        static = (request.endpoint or "").rpartition(".")[2] == "static"
+        if "Cache-Control" not in response.headers and not static:
+            response.headers["Cache-Control"] = "no-store"
         return response

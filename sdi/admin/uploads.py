@@ -44,6 +44,7 @@ from sdi.admin.bodies import body_limit, human_bytes, is_upload_route, page_uplo
 from sdi.admin.db import pool
 from sdi.admin.errors import json_error
 from sdi.admin.layer_access import load_layer, settings
+from sdi.admin.text_input import refuse_nul
 from sdi.errors import BadInputError, SdiError
 from sdi.jobs import Job, discard_upload, enqueue_ingest, spool_path
 from sdi.jobs.ingest import OPTIONS
@@ -164,6 +165,7 @@ def queue_upload(conn: Connection[Any], user: User, slug: str) -> Job:
     path, name = take_upload()
     config = settings()
     try:
+        refuse_nul(request.form)
         options = {k: (request.form.get(k) or "").strip() or None for k in OPTIONS}
         return enqueue_ingest(
             conn,

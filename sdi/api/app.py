@@ -38,6 +38,7 @@ from pygeoapi.api import API, APIRequest
 from werkzeug.exceptions import HTTPException
 
 from sdi.api import (
+    bodies,
     caching,
     error_log,
     features,
@@ -323,6 +324,7 @@ def create_app(
     outputs.install()
     error_log.install()
     app = Flask(__name__, static_folder=str(_STATIC), static_url_path="/static")
+    bodies.install(app, settings)
     caching.install(app, settings)
     security.register(app, settings)
     app.url_map.strict_slashes = False

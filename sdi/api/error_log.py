@@ -4,14 +4,17 @@ pygeoapi's ``API.get_exception``, through which every OGC exception response
 goes (pygeoapi's handlers and sdi's), logged each one at ERROR, with a
 traceback when it was called while handling an exception: every 400 for a
 mistyped ``bbox`` looked like a server failure. Here a client error (4xx) is
-one INFO line without a traceback, a server error (5xx) an ERROR line with the
-traceback of the exception being handled, if any.
+one INFO line without a traceback, a 503 (load shed: every render slot taken,
+or a file swapped under a worker; the client is told to retry) one WARNING
+line without a traceback, and any other server error (5xx) an ERROR line with
+the traceback of the exception being handled, if any.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from http import HTTPStatus
 from typing import Any
 
 from flask import has_request_context, request
@@ -24,9 +27,14 @@ _PYGEOAPI_LOGGER = "pygeoapi.api"
 
 
 def log_error(status: int, code: str, description: str) -> None:
-    """Log an error response: 4xx at INFO, 5xx at ERROR with the traceback."""
+    """Log an error response: 4xx at INFO, 503 at WARNING, other 5xx at ERROR
+    with the traceback."""
     where = f" on {request.method} {request.path}" if has_request_context() else ""
-    if status >= 500:
+    if status == HTTPStatus.SERVICE_UNAVAILABLE:
+        # Refused under load with Retry-After: a flood of these must not
+        # flood the log with tracebacks.
+        LOGGER.warning("%s %s%s: %s", status, code, where, description)
+    elif status >= 500:
         handling = sys.exc_info()[0] is not None
         LOGGER.error("%s %s%s: %s", status, code, where, description, exc_info=handling)
     else:

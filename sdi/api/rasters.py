@@ -316,11 +316,17 @@ def get_coverage_domainset(api: API, request: APIRequest, dataset: str) -> Resul
     if definition is None:
         return _not_found(api, request, dataset, "coverage domain set")
     try:
+        definition, explicit = definition_for(dataset, definition, request.params)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
+    try:
         domainset = _load(definition).domainset()
     except ProviderGenericError as err:
         return _provider_error(api, request, err)
     headers = request.get_response_headers(**api.api_headers)
     headers["Content-Type"] = FORMAT_TYPES[F_JSON]
+    if explicit:
+        headers["Cache-Control"] = version_cache_control()
     return headers, HTTPStatus.OK, to_json(domainset, api.pretty_print)
 
 
@@ -330,11 +336,17 @@ def get_coverage_rangetype(api: API, request: APIRequest, dataset: str) -> Resul
     if definition is None:
         return _not_found(api, request, dataset, "coverage range type")
     try:
+        definition, explicit = definition_for(dataset, definition, request.params)
+    except VersionError as err:
+        return error_result(api, request, err, html=False)
+    try:
         rangetype = _load(definition).rangetype()
     except ProviderGenericError as err:
         return _provider_error(api, request, err)
     headers = request.get_response_headers(**api.api_headers)
     headers["Content-Type"] = FORMAT_TYPES[F_JSON]
+    if explicit:
+        headers["Cache-Control"] = version_cache_control()
     return headers, HTTPStatus.OK, to_json(rangetype, api.pretty_print)
 
 

@@ -3,6 +3,7 @@ format, streamed CoverageJSON, and a bounded number of renders per worker."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import urllib.parse
@@ -249,3 +250,31 @@ def test_a_wait_that_runs_out_is_refused() -> None:
     with limiter.slot():  # the slot came back
         assert limiter.running == 1
     assert limiter.running == 0
+
+
+def test_a_busy_refusal_is_one_warning_line_without_a_traceback(
+    published: Published, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Shedding load is not a server failure: every refused render used to log
+    an ERROR with a 20-line traceback, so a flood of requests flooded the log."""
+    limiter = published.limiter
+    limiter.acquire()
+    limiter.acquire()
+    waited: dict[str, requests.Response] = {}
+    thread = threading.Thread(
+        target=lambda: waited.update(r=coverage(published, SMALL, f="GTiff"))
+    )
+    thread.start()
+    try:
+        assert limiter.wait_for(waiting=1, timeout=30), "the request never queued"
+        with caplog.at_level(logging.INFO, logger="sdi.api.error_log"):
+            assert coverage(published, DEM, f="GTiff").status_code == 503
+        records = [r for r in caplog.records if r.name == "sdi.api.error_log"]
+        assert [r.levelno for r in records] == [logging.WARNING], records
+        assert records[0].exc_info is None
+        assert "503 ServiceUnavailable" in records[0].getMessage()
+    finally:
+        limiter.release()
+        thread.join(timeout=60)
+        limiter.release()
+    assert waited["r"].status_code == 200

@@ -202,3 +202,33 @@ def test_a_deleted_cog_of_the_served_version_is_503_not_500(dem: Server) -> None
         assert response.headers["Retry-After"] == "1"
         assert response.json()["code"] == "ServiceUnavailable"
         assert "raster" not in response.json()["description"].lower()
+
+
+def test_domainset_and_rangetype_follow_version(dem: Server, db: Conn) -> None:
+    """They ignored ``version=`` as the coverage did (issue 9): ``abc`` answered
+    200, and a withdrawn version's domain set was the published one's, 200."""
+    base = f"{dem.url}/collections/{SLUG}/coverage"
+    for part in ("domainset", "rangetype"):
+        url = f"{base}/{part}"
+        assert get(url, version="abc").status_code == 400
+        assert get(url, version=999).status_code == 404
+        assert get(url).status_code == 200
+        old = get(url, version=1)
+        assert old.status_code == 200, old.text
+        assert old.headers["Cache-Control"] == VERSION_CACHE
+    axes = {
+        str(a["axisLabel"]): a["upperBound"] - a["lowerBound"]
+        for a in get(f"{base}/domainset", version=1).json()["generalGrid"]["axis"]
+    }
+    current = {
+        str(a["axisLabel"]): a["upperBound"] - a["lowerBound"]
+        for a in get(f"{base}/domainset").json()["generalGrid"]["axis"]
+    }
+    assert axes != current  # version 1's grid, not the published one's
+    registry.withdraw_version(db, SLUG, 1, REASON, by=None)
+    deadline = time.monotonic() + 20  # until the API follows the withdrawal
+    while get(f"{base}/domainset", version=1).status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    for part in ("domainset", "rangetype"):
+        assert_gone(get(f"{base}/{part}", version=1), REASON.rstrip("."))

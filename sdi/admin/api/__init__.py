@@ -43,7 +43,7 @@ import pkgutil
 import re
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Flask, current_app, g, request
@@ -249,6 +249,14 @@ def parse_datetime(value: str, what: str = "date") -> datetime:
         ) from exc
     if parsed.tzinfo is None:
         raise BadInputError(f"{what} needs a time zone, e.g. 2026-12-31T00:00:00Z.")
+    try:
+        # 9999-12-31T23:59:59-12:00 is in the year 10000 in UTC, past what
+        # PostgreSQL (and Python) can hold.
+        parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise BadInputError(
+            f"{what} must be no later than 9999-12-31T00:00:00Z."
+        ) from exc
     return parsed
 
 
