@@ -17,10 +17,17 @@ and personal data always; no browser cache or proxy should keep them.
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from flask.sessions import SecureCookieSessionInterface
 
 from sdi.settings import Settings
 
-__all__ = ["HSTS", "content_security_policy", "register", "security_headers"]
+__all__ = [
+    "HSTS",
+    "AdminOnlySessionInterface",
+    "content_security_policy",
+    "register",
+    "security_headers",
+]
 
 #: Strict-Transport-Security when the public URL is https (one year).
 HSTS = "max-age=31536000"
@@ -58,8 +65,20 @@ def security_headers(settings: Settings) -> dict[str, str]:
     return headers
 
 
+class AdminOnlySessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, with the cookie's ``Path`` the admin app's
+    mount point (``/admin`` under ``sdi serve``), so browsers never send the
+    session to the public pages that share the origin."""
+
+    def get_cookie_path(self, app: Flask) -> str:
+        """The script root the admin app is served under (``/`` when alone)."""
+        return request.script_root or "/"
+
+
 def register(app: Flask, settings: Settings) -> None:
-    """Add the security headers to every response of ``app``."""
+    """Add the security headers to every response of ``app``, and scope its
+    session cookie to the app's own path."""
+    app.session_interface = AdminOnlySessionInterface()
     headers = security_headers(settings)
 
     @app.after_request

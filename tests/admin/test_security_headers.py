@@ -13,6 +13,7 @@ still run: maps drawn, Swagger UI rendered).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -181,6 +182,31 @@ def test_every_response_carries_the_security_headers(site: Site) -> None:
             assert "'self'" in policy["script-src"], url
             assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert get(f"{site.url}/collections/{SLUG}/items?bbox=nonsense").status_code == 400
+
+
+def test_the_session_cookie_stays_under_admin(site: Site, people: People) -> None:
+    """The public pages share the origin: the admin session is never sent to them."""
+    browser = requests.Session()
+    page = browser.get(f"{site.url}/admin/login", timeout=30).text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page)
+    assert token is not None
+    response = browser.post(
+        f"{site.url}/admin/login",
+        data={
+            "csrf_token": token[1],
+            "email": people.admin.email,
+            "password": PASSWORD,
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    assert response.status_code == 302, response.text
+    cookies = [c for c in browser.cookies if c.name == "session"]
+    assert [c.path for c in cookies] == ["/admin"]
+    assert "Path=/admin" in response.headers["Set-Cookie"]
+    public = browser.get(f"{site.url}/collections", timeout=30)
+    assert "session=" not in (public.request.headers.get("Cookie") or "")
+    assert browser.get(f"{site.url}/admin/account", timeout=30).status_code == 200
 
 
 def test_hsts_when_the_base_url_is_https(
