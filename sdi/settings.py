@@ -64,6 +64,11 @@ SETTINGS_DOC: dict[str, str] = {
     "process; half as many more (at least one) may wait (default 2).",
     "SDI_RENDER_WAIT_S": "Seconds a coverage or map-tile request waits for a "
     "render slot before a 503 with Retry-After (default 2).",
+    "SDI_RENDER_HOLD_S": "Seconds a coverage or map-tile request may keep its "
+    "render slot, rendering and sending its response, before the slot is "
+    "reclaimed for the next request (a WARNING is logged; the response is still "
+    "sent). Bounds how long clients that do not read can block renders "
+    "(default 30).",
     "SDI_MAX_RASTER_CELLS": "Largest raster accepted for ingestion, in cells x "
     "bands, checked before any conversion (default 1000000000, e.g. a 31,623 x "
     "31,623 DEM, or 18,257 x 18,257 x 3 of imagery).",
@@ -115,6 +120,7 @@ class Settings:
     max_coverage_upsample: float = 2.0
     max_renders: int = 2
     render_wait_s: float = 2.0
+    render_hold_s: float = 30.0
     max_raster_cells: int = 1_000_000_000
     basemap_url: str = ""
     basemap_attribution: str = ""
@@ -257,6 +263,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         max_renders=_int(env, "SDI_MAX_RENDERS", defaults.max_renders),
         render_wait_s=_float(env, "SDI_RENDER_WAIT_S", defaults.render_wait_s),
+        render_hold_s=_float(env, "SDI_RENDER_HOLD_S", defaults.render_hold_s),
         max_raster_cells=_int(env, "SDI_MAX_RASTER_CELLS", defaults.max_raster_cells),
         basemap_url=env.get("SDI_BASEMAP_URL") or "",
         basemap_attribution=env.get("SDI_BASEMAP_ATTRIBUTION") or "",
@@ -269,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     for name, value in (
         ("SDI_MAX_COVERAGE_JSON_CELLS", settings.max_coverage_json_cells),
         ("SDI_MAX_RENDERS", settings.max_renders),
+        ("SDI_RENDER_HOLD_S", settings.render_hold_s),
         ("SDI_MAX_RASTER_CELLS", settings.max_raster_cells),
     ):
         _positive(name, value)

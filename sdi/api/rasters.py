@@ -229,7 +229,8 @@ def get_coverage(api: API, request: APIRequest, dataset: str) -> Result:
         headers["Content-Type"] = FORMAT_TYPES[F_PNG]
         assert isinstance(data, bytes)
         return headers, HTTPStatus.OK, data
-    # CoverageJSON is streamed; the render slot is held until the body is sent.
+    # CoverageJSON is streamed; the render slot is held until the body is sent
+    # (or SDI_RENDER_HOLD_S runs out).
     assert not isinstance(data, bytes)
     headers["Content-Type"] = COVERAGEJSON_MEDIA_TYPE
     return headers, HTTPStatus.OK, slot.body(data)

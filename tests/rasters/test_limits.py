@@ -31,15 +31,21 @@ DEM = "landsd_dem"  # 1200 x 900 = 1,080,000 cells
 GEOTIFF_CAP = 2_000_000
 #: Long enough never to run out while a test holds the slots.
 WAIT_S = 60.0
+#: A render slot's lifetime here: longer than any test of this module holds one
+#: (tests/rasters/test_render_hold.py tests the reclaim).
+HOLD_S = 600.0
 
 
 @pytest.fixture
 def api_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Default limits except a smaller GeoTIFF cap and a long render wait."""
+    """Default limits except a smaller GeoTIFF cap, a long render wait and hold."""
     assert settings.database_url is not None
     monkeypatch.setenv("SDI_DATABASE_URL", settings.database_url)
     return settings.with_(
-        port=free_port(), max_coverage_cells=GEOTIFF_CAP, render_wait_s=WAIT_S
+        port=free_port(),
+        max_coverage_cells=GEOTIFF_CAP,
+        render_wait_s=WAIT_S,
+        render_hold_s=HOLD_S,
     )
 
 
@@ -163,8 +169,7 @@ def test_renders_beyond_the_slots_get_503_with_retry_after(
     tile = _tile(published)
     assert requests.get(tile, timeout=60).status_code == 200
     # Take every render slot from here (the server runs in this process).
-    limiter.acquire()
-    limiter.acquire()
+    first, second = limiter.acquire(), limiter.acquire()
     waited: dict[str, requests.Response] = {}
 
     def queued() -> None:
@@ -194,9 +199,9 @@ def test_renders_beyond_the_slots_get_503_with_retry_after(
         assert requests.get(f"{published.url}/collections", timeout=60).ok
         assert limiter.waiting == 1
     finally:
-        limiter.release()  # the queued request takes this slot
+        first.release()  # the queued request takes this slot
         thread.join(timeout=60)
-        limiter.release()
+        second.release()
     assert waited["response"].status_code == 200
 
 
@@ -258,8 +263,7 @@ def test_a_busy_refusal_is_one_warning_line_without_a_traceback(
     """Shedding load is not a server failure: every refused render used to log
     an ERROR with a 20-line traceback, so a flood of requests flooded the log."""
     limiter = published.limiter
-    limiter.acquire()
-    limiter.acquire()
+    first, second = limiter.acquire(), limiter.acquire()
     waited: dict[str, requests.Response] = {}
     thread = threading.Thread(
         target=lambda: waited.update(r=coverage(published, SMALL, f="GTiff"))
@@ -274,7 +278,7 @@ def test_a_busy_refusal_is_one_warning_line_without_a_traceback(
         assert records[0].exc_info is None
         assert "503 ServiceUnavailable" in records[0].getMessage()
     finally:
-        limiter.release()
+        first.release()
         thread.join(timeout=60)
-        limiter.release()
+        second.release()
     assert waited["r"].status_code == 200
