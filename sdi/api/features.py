@@ -64,6 +64,7 @@ from pygeoapi.formats import F_HTML, F_JSON, F_JSONLD, FORMAT_TYPES
 from pygeoapi.util import render_j2_template, str2bool
 
 from sdi.api.caching import version_cache_control
+from sdi.api.int_params import IntParamError, int_param
 from sdi.api.layers import VectorLayer, vector_layer
 from sdi.api.memo import BoundedCache
 from sdi.api.runtime import Content
@@ -185,12 +186,9 @@ def _int_param(request: APIRequest, name: str, default: int) -> int:
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise _RequestError(f"{name} value should be an integer") from None
-    if value < 0:
-        raise _RequestError(f"{name} value should be positive or zero")
-    return value
+        return int_param(raw, name)
+    except IntParamError as exc:
+        raise _RequestError(exc.message) from None
 
 
 def _version(layer: VectorLayer, request: APIRequest) -> tuple[int, bool]:
@@ -271,11 +269,9 @@ def _limit(api: API, layer: VectorLayer, request: APIRequest) -> int:
     if raw is None:
         return default
     try:
-        value = int(str(raw).strip())
-    except ValueError:
-        raise _RequestError("limit value should be an integer") from None
-    if value <= 0:
-        raise _RequestError("limit value should be strictly positive")
+        value = int_param(raw, "limit", minimum=1)
+    except IntParamError as exc:
+        raise _RequestError(exc.message) from None
     if value > maximum and limits.get("on_exceed", "throttle") == "error":
         raise _RequestError(f"Limit of {maximum} exceeded")
     return min(value, maximum)

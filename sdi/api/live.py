@@ -37,6 +37,7 @@ from sdi.providers.pool import get_pool
 from sdi.publish import build_config, build_openapi, restricted_layers
 from sdi.registry import current_generation
 from sdi.registry.apikeys import verify
+from sdi.registry.snapshot import registry_snapshot
 from sdi.settings import Settings
 
 __all__ = [
@@ -193,11 +194,8 @@ class LiveApi:
         started = time.monotonic()
         try:
             conn = self._connection()
-            # Read the generation before the configuration: a publish racing
-            # with the build is then seen again at the next check.
-            generation = current_generation(conn)
-            if self._api is None or generation != self._generation:
-                config, restricted = self._build_config(conn)
+            if self._api is None or current_generation(conn) != self._generation:
+                generation, config, restricted = self._build_config(conn)
                 public = config_view(config, set(restricted))
                 api = API(public, build_openapi(public))
                 with self._views_lock:
@@ -227,13 +225,16 @@ class LiveApi:
 
     def _build_config(
         self, conn: psycopg.Connection[Any]
-    ) -> tuple[dict[str, Any], dict[str, int]]:
-        # One snapshot, so the configuration and the restricted list agree.
-        with conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    ) -> tuple[int, dict[str, Any], dict[str, int]]:
+        # One snapshot, so the generation, the configuration and the
+        # restricted list describe the same registry state (a publish
+        # committed meanwhile moves the generation: seen at the next check).
+        with registry_snapshot(conn):
+            generation = current_generation(conn)
             config = build_config(conn, self._settings)
             restricted = restricted_layers(conn)
-        return config, {s: i for s, i in restricted.items() if s in config["resources"]}
+        served = {s: i for s, i in restricted.items() if s in config["resources"]}
+        return generation, config, served
 
 
 def config_view(config: dict[str, Any], hidden: set[str]) -> dict[str, Any]:

@@ -77,59 +77,64 @@ def ingest(
     console = Console(stderr=True)
     raster = is_raster_file(file)
     # One transaction: a file that fails to load leaves no new layer behind.
-    with connect(settings) as conn, conn.transaction():
-        registered: str | None = None
-        try:
-            layer = registry.get_layer(conn, slug)
-        except NotFoundError:
-            if not agency:
-                raise click.ClickException(
-                    f"Layer {slug!r} is new: name its owner with --agency."
-                ) from None
-            owner = registry.get_agency(conn, agency)
-            layer = registry.create_layer(
-                conn,
-                owner,
-                registry.LayerInput(
-                    slug=slug,
-                    title_en=title or slug.replace("_", " ").title(),
-                    title_zh=title_zh,
-                    abstract_en=abstract,
-                    abstract_zh=abstract_zh,
-                    keywords=list(keywords),
-                    licence_id=registry.get_licence(conn, licence).id,
-                    key_column=key_column,
-                    visibility="restricted" if restricted else "public",
-                    kind="raster" if raster else "vector",
-                ),
-            )
-            registered = owner.code
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
-            verb = "Converting" if raster else "Loading"
-            task = bar.add_task(f"{verb} {file.name}", total=None)
-            version = ingest_upload(
-                conn,
-                settings,
-                file,
-                layer=layer.slug,
-                source_layer=source_layer,
-                encoding=encoding,
-                crs=crs,
-                x_field=x_field,
-                y_field=y_field,
-                progress=lambda n, total: bar.update(task, completed=n, total=total),
-            )
-        if registered:
-            kind = "raster layer" if raster else "layer"
-            console.print(f"Registered {kind} [bold]{slug}[/] for {registered}")
-        click.echo(_describe(slug, version))
+    with connect(settings) as conn:
+        with conn.transaction():
+            registered: str | None = None
+            try:
+                layer = registry.get_layer(conn, slug)
+            except NotFoundError:
+                if not agency:
+                    raise click.ClickException(
+                        f"Layer {slug!r} is new: name its owner with --agency."
+                    ) from None
+                owner = registry.get_agency(conn, agency)
+                layer = registry.create_layer(
+                    conn,
+                    owner,
+                    registry.LayerInput(
+                        slug=slug,
+                        title_en=title or slug.replace("_", " ").title(),
+                        title_zh=title_zh,
+                        abstract_en=abstract,
+                        abstract_zh=abstract_zh,
+                        keywords=list(keywords),
+                        licence_id=registry.get_licence(conn, licence).id,
+                        key_column=key_column,
+                        visibility="restricted" if restricted else "public",
+                        kind="raster" if raster else "vector",
+                    ),
+                )
+                registered = owner.code
+            with Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                transient=True,
+            ) as bar:
+                verb = "Converting" if raster else "Loading"
+                task = bar.add_task(f"{verb} {file.name}", total=None)
+                version = ingest_upload(
+                    conn,
+                    settings,
+                    file,
+                    layer=layer.slug,
+                    source_layer=source_layer,
+                    encoding=encoding,
+                    crs=crs,
+                    x_field=x_field,
+                    y_field=y_field,
+                    progress=lambda n, total: bar.update(
+                        task, completed=n, total=total
+                    ),
+                )
+            if registered:
+                kind = "raster layer" if raster else "layer"
+                console.print(f"Registered {kind} [bold]{slug}[/] for {registered}")
+            click.echo(_describe(slug, version))
+        # After the commit: publishing rewrites collections/ from the
+        # committed registry, read in one snapshot.
         if do_publish:
             publish_layer(conn, settings, slug, version.number)
             click.echo(f"published {slug} version {version.number}")

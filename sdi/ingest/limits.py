@@ -118,7 +118,7 @@ def check_no_nul(path: Path, kind: str, what: str) -> None:
     if kind == "geojson":
         where = _find_json_nul(path)
     elif kind == "csv":
-        where = _find_byte(path, b"\x00")
+        where = _find_csv_nul(path)
     else:
         return
     if where is None:
@@ -132,13 +132,16 @@ def check_no_nul(path: Path, kind: str, what: str) -> None:
     )
 
 
-def _find_byte(path: Path, needle: bytes) -> tuple[int, bool] | None:
+def _find_csv_nul(path: Path) -> tuple[int, bool] | None:
+    """The offset of the first NUL byte and whether it is in the header line."""
     offset = 0
+    header = True
     with path.open("rb") as fh:
         while chunk := fh.read(_CHUNK):
-            i = chunk.find(needle)
+            i = chunk.find(b"\x00")
             if i >= 0:
-                return offset + i, False
+                return offset + i, header and b"\n" not in chunk[:i]
+            header = header and b"\n" not in chunk
             offset += len(chunk)
     return None
 

@@ -66,6 +66,7 @@ from sdi.ingest.encoding import detect_dbf_encoding, detect_text_encoding
 from sdi.ingest.limits import check_fields, check_no_nul
 from sdi.ingest.shprecords import ShapeRecords
 from sdi.ingest.source import Batch, Field, Source, SourceInfo
+from sdi.ingest.textsniff import is_text_with_nul
 from sdi.ingest.unpack import is_zip, unpack_zip
 from sdi.settings import Settings
 
@@ -193,8 +194,8 @@ def _sniff(path: Path) -> Kind | Literal["zip"] | None:
         if suffix == ".geojson" or (b'"type"' in head and b"Feature" in head):
             return "geojson"
         return None
-    if suffix in _TEXT_SUFFIXES and b"\x00" not in head:
-        return "csv"
+    if suffix in _TEXT_SUFFIXES and (b"\x00" not in head or is_text_with_nul(head)):
+        return "csv"  # a NUL is refused by name later (check_no_nul)
     return None
 
 

@@ -20,6 +20,7 @@ from sdi.publish.features_oas import add_feature_paths
 from sdi.publish.rasters import add_raster_paths, raster_resources
 from sdi.publish.resources import build_resources, published_records
 from sdi.publish.vtiles import add_vector_tile_paths
+from sdi.registry.snapshot import registry_snapshot
 from sdi.settings import Settings
 
 __all__ = [
@@ -92,21 +93,24 @@ def build_config(conn: Connection[Any], settings: Settings) -> dict[str, Any]:
     collection (:mod:`sdi.publish.rasters`).
 
     Built in memory from the registry, which is the truth; nothing here reads
-    ``collections/``.
+    ``collections/``. Every registry read happens in one snapshot
+    (:func:`~sdi.registry.snapshot.registry_snapshot`), so a publish or
+    withdrawal committed meanwhile is seen entirely or not at all.
     """
     config = load_base_config(settings)
     resources = config["resources"]
-    # The registry is read once for the layers, rasters and catalogue.
-    records = published_records(conn, settings.storage_srid)
-    layers = build_resources(
-        conn, settings.storage_srid, settings.public_url, records
-    ) | raster_resources(conn, settings, records)
-    for slug, resource in layers.items():
-        if slug in resources:
-            LOGGER.warning("layer %s replaces the base resource of that name", slug)
-        resources[slug] = resource
-    # OGC API - Records: "catalog"
-    add_catalog(resources, conn, settings, layers, records)
+    with registry_snapshot(conn):
+        # The registry is read once for the layers, rasters and catalogue.
+        records = published_records(conn, settings.storage_srid)
+        layers = build_resources(
+            conn, settings.storage_srid, settings.public_url, records
+        ) | raster_resources(conn, settings, records)
+        for slug, resource in layers.items():
+            if slug in resources:
+                LOGGER.warning("layer %s replaces the base resource of that name", slug)
+            resources[slug] = resource
+        # OGC API - Records: "catalog"
+        add_catalog(resources, conn, settings, layers, records)
     return config
 
 

@@ -13,6 +13,7 @@ from psycopg import Connection
 
 from sdi.publish.rasters import raster_resources
 from sdi.publish.resources import build_resources, published_records
+from sdi.registry.snapshot import registry_snapshot
 from sdi.settings import Settings
 
 __all__ = ["GENERATED_HEADER", "render_collection", "write_collections"]
@@ -76,10 +77,11 @@ def write_collections(conn: Connection[Any], settings: Settings) -> list[Path]:
     """
     directory = settings.collections_dir
     directory.mkdir(parents=True, exist_ok=True)
-    records = published_records(conn, settings.storage_srid)
-    resources = build_resources(
-        conn, settings.storage_srid, records=records
-    ) | raster_resources(conn, settings, records)
+    with registry_snapshot(conn):  # one consistent registry state
+        records = published_records(conn, settings.storage_srid)
+        resources = build_resources(
+            conn, settings.storage_srid, records=records
+        ) | raster_resources(conn, settings, records)
     paths = []
     for slug, resource in resources.items():
         path = directory / f"{slug}.yml"

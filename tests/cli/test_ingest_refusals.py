@@ -298,6 +298,67 @@ def test_a_nul_byte_deep_in_a_csv_is_refused(
     assert "places.csv holds a NUL character (\\u0000) in a value" in out
 
 
+def nul_csv(path: Path, header: str, row: str) -> Path:
+    """A small CSV (far under 4 KB) whose header or first row holds a NUL."""
+    rows = [f"{i},114.1{i},22.3{i},place {i}" for i in range(2, 9)]
+    path.write_text(f"{header}\n{row}\n" + "\n".join(rows) + "\n")
+    assert path.stat().st_size < 4096
+    return path
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "where"),
+    [
+        ("ID,lon,lat,NAME", "1,114.15,22.35,pl\x00ace", "a value"),
+        ("ID,lon,lat,NA\x00ME", "1,114.15,22.35,place", "an attribute name"),
+    ],
+)
+def test_a_nul_byte_in_the_first_4_kb_of_a_csv_is_refused_as_a_nul(
+    env: dict[str, str],
+    conn: psycopg.Connection[Any],
+    tmp_path: Path,
+    header: str,
+    row: str,
+    where: str,
+) -> None:
+    # The format sniffing reads 4 KB and took a NUL there for a binary file:
+    # "not in a format sdi reads", unlike a NUL further on.
+    code, out = ingest(env, nul_csv(tmp_path / "places.csv", header, row))
+    assert code == 1, out
+    assert f"places.csv holds a NUL character (\\u0000) in {where}" in out
+    assert "not in a format" not in out
+    assert_one_line(out)
+    assert no_layer(conn)
+
+
+def test_a_nul_byte_early_in_a_zipped_csv_is_refused_as_a_nul(
+    env: dict[str, str], conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    csv = nul_csv(tmp_path / "places.csv", "ID,lon,lat,NAME", "1,114.1,22.3,a\x00b")
+    code, out = ingest(env, files.zip_files(tmp_path / "places.zip", [csv]))
+    assert code == 1, out
+    assert "places.csv holds a NUL character (\\u0000) in a value" in out
+    assert no_layer(conn)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "ID,lon,lat\n1,114.1,22.3\n".encode("utf-16-le"),  # every other byte NUL
+        bytes(range(256)) * 8,  # binary
+    ],
+    ids=["utf-16", "binary"],
+)
+def test_a_binary_file_named_csv_is_still_not_a_csv(
+    env: dict[str, str], tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "data.csv"
+    path.write_bytes(data)
+    code, out = ingest(env, path)
+    assert code == 1, out
+    assert "data.csv is not in a format sdi reads" in out
+
+
 def test_a_corrupt_shp_is_refused_not_loaded_as_empty_geometries(
     env: dict[str, str], conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
