@@ -13,8 +13,6 @@ from __future__ import annotations
 import re
 import threading
 
-from zxcvbn import zxcvbn
-
 from sdi.errors import BadInputError
 
 __all__ = ["MAX_LENGTH", "MIN_LENGTH", "MIN_SCORE", "check_new_password"]
@@ -53,6 +51,10 @@ def check_new_password(password: str, *, email: str) -> None:
         rest = rest.replace(word, "")
     if len(re.sub(r"[\W_]", "", rest)) < 4:  # little but the e-mail's parts
         raise BadInputError("The password must not be your e-mail address.")
+    # Imported here: its dictionaries take ~12 MB, which the serving
+    # processes need not hold until somebody sets a password.
+    from zxcvbn import zxcvbn
+
     with _LOCK:
         result = zxcvbn(password[:_JUDGED], user_inputs=words)
     if int(result["score"]) >= MIN_SCORE:
