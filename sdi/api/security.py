@@ -35,6 +35,11 @@ __all__ = [
 
 #: Request headers a cross-origin script may send (the CORS preflight answer).
 CORS_ALLOWED_HEADERS = "Accept, Accept-Language, Content-Type, If-None-Match, X-API-Key"
+#: The policy of responses that are not pages (JSON, tiles, images, scripts):
+#: nothing in them may load or run anything, should a browser show one.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
+#: Media types rendered as documents, which get the full page policy.
+_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
 #: Strict-Transport-Security when the public URL is https (one year).
 HSTS = "max-age=31536000"
 
@@ -82,10 +87,15 @@ def register(app: Flask, settings: Settings) -> None:
     """Add the security headers to every response of ``app``."""
     headers = security_headers(settings)
 
+    data_headers = {**headers, "Content-Security-Policy": DATA_POLICY}
+
     @app.after_request
     def secure(response: Response) -> Response:
         response.headers.pop("X-Powered-By", None)
-        for name, value in headers.items():
+        # The pages' policy is long (~450 bytes); data (JSON, tiles, images)
+        # is never a document that runs anything, so it gets the short one.
+        page = response.mimetype in _PAGE_TYPES
+        for name, value in (headers if page else data_headers).items():
             response.headers[name] = value
         return response
 
