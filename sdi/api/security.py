@@ -39,7 +39,7 @@ CORS_ALLOWED_HEADERS = "Accept, Accept-Language, Content-Type, If-None-Match, X-
 #: nothing in them may load or run anything, should a browser show one.
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; sandbox"
 #: Media types rendered as documents, which get the full page policy.
-_PAGE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml"})
+_PAGE_TYPES = ("text/html", "application/xhtml+xml", "image/svg+xml")
 #: Strict-Transport-Security when the public URL is https (one year).
 HSTS = "max-age=31536000"
 
@@ -94,7 +94,7 @@ def register(app: Flask, settings: Settings) -> None:
         response.headers.pop("X-Powered-By", None)
         # The pages' policy is long (~450 bytes); data (JSON, tiles, images)
         # is never a document that runs anything, so it gets the short one.
-        page = response.mimetype in _PAGE_TYPES
+        page = response.headers.get("Content-Type", "").startswith(_PAGE_TYPES)
         for name, value in (headers if page else data_headers).items():
             response.headers[name] = value
         return response
