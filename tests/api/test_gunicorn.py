@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -36,10 +37,18 @@ def check_workers_follow(db: Conn, url: str) -> None:
 
     add_version(db, SLUG, buildings(range(31)))
     published = time.monotonic()
-    time.sleep(2.0)
+    until_every_worker(matched, 1, published)
     assert {matched() for _ in range(30)} == {1}, "a worker still serves v1"
     assert time.monotonic() - published < 5
 
     registry.publish(db, SLUG, 1)
-    time.sleep(2.0)
+    until_every_worker(matched, 0, time.monotonic())
     assert {matched() for _ in range(30)} == {0}, "a worker still serves v2"
+
+
+def until_every_worker(matched: Callable[[], int], value: int, since: float) -> None:
+    """Until 30 requests in a row (every worker) answer ``value``, or 5 s passed."""
+    while time.monotonic() - since < 5:
+        if all(matched() == value for _ in range(30)):
+            return
+        time.sleep(0.05)

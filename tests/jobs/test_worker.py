@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -346,14 +347,31 @@ def worker_process(db_url: str, settings: Settings) -> subprocess.Popen[str]:
     )
 
 
+def read_until(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> str:
+    """What ``proc`` printed up to the first line holding ``text`` (its signal)."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while not seen or text not in seen[-1]:
+            left = deadline - time.monotonic()
+            assert left > 0 and selector.select(left), f"no {text!r}: {seen}"
+            line = proc.stdout.readline()
+            assert line, f"exited before {text!r}: {''.join(seen)}"
+            seen.append(line)
+    return "".join(seen)
+
+
 def test_worker_process_stops_on_sigterm_when_idle(
     db_url: str, settings: Settings
 ) -> None:
     proc = worker_process(db_url, settings)
-    time.sleep(1.5)
+    seen = read_until(proc, "started")  # its signal handlers are in place
     assert proc.poll() is None
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=10)
+    out = seen + out
     assert proc.returncode == 0, out
     assert "Traceback" not in out
 
@@ -375,10 +393,11 @@ def test_worker_process_finishes_its_job_on_one_signal(
         proc = worker_process(db_url, settings)
         wait_for(conn, job.id, lambda j: j.progress == 10)
         proc.send_signal(signal.SIGINT)
-        time.sleep(0.5)
+        seen = read_until(proc, "finishing job")
         assert proc.poll() is None  # still finishing the job
         blocker.rollback()
     out, _ = proc.communicate(timeout=30)
+    out = seen + out
     assert proc.returncode == 0, out
     assert "finishing job" in out
     assert get_job(conn, job.id).status == "succeeded"
@@ -403,9 +422,10 @@ def test_a_second_signal_interrupts_and_requeues_the_job(
         proc = worker_process(db_url, settings)
         wait_for(conn, job.id, lambda j: j.progress == 10)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        seen = read_until(proc, "finishing job")  # the first one was handled
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
+        out = seen + out
         blocker.rollback()
     assert proc.returncode == 0, out
     assert "interrupting job" in out and "Traceback" not in out
